@@ -1,0 +1,278 @@
+//! The till's HTTP API, built from ONE route table ([`routes`]) so that tests can walk every
+//! route (the auth matrix) and nothing is routed that the table does not list.
+//!
+//! Access rules:
+//! - [`RouteAccess::Admin`] routes need `Authorization: Bearer <admin token>` (`--admin-token`):
+//!   401 when missing or malformed, 403 when wrong. Tokens are compared as SHA-256 digests in
+//!   constant time and never logged.
+//! - [`RouteAccess::Public`] routes are open on this local daemon, which listens on the till's own
+//!   address for the POS page of that till. Cashier PIN authentication arrives with the browser
+//!   POS issue; until then anything that can reach the port can sell.
+//!
+//! Every body is limited to [`MAX_BODY_BYTES`] (413 beyond). [`app`] builds the router from a
+//! state and is separate from starting a server, so tests drive it with `oneshot`.
+//!
+//! Submodules: `session` (cashier routes), `status` (support routes), `body` (parsing,
+//! canonical JSON, idempotency key), `error` (error bodies).
+
+pub mod body;
+pub mod error;
+mod session;
+mod status;
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use sha2::{Digest, Sha256};
+use tower_http::trace::TraceLayer;
+
+use crate::metrics::Metrics;
+use crate::node::NodeHandle;
+use crate::sync_loop::Syncer;
+pub use error::ApiError;
+
+/// Largest request body (256 KiB); a receipt of 500 lines is ~100 KiB.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// Anyone who reaches the daemon (see the module documentation).
+    Public,
+    /// Bearer admin token.
+    Admin,
+}
+
+/// One row of the route table.
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path, in axum syntax (`/v1/session/{session_id}/receipts`).
+    pub path: &'static str,
+    /// Access rule.
+    pub access: RouteAccess,
+    handler: MethodRouter<AppState>,
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route {
+    fn get<H, T>(path: &'static str, access: RouteAccess, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route {
+            method: Method::GET,
+            path,
+            access,
+            handler: on(MethodFilter::GET, handler),
+        }
+    }
+
+    fn post<H, T>(path: &'static str, access: RouteAccess, handler: H) -> Route
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        Route {
+            method: Method::POST,
+            path,
+            access,
+            handler: on(MethodFilter::POST, handler),
+        }
+    }
+}
+
+/// THE route table.
+pub fn routes() -> Vec<Route> {
+    use RouteAccess::{Admin, Public};
+    vec![
+        Route::post("/v1/session/open", Public, session::open),
+        Route::get("/v1/session/current", Public, session::current),
+        Route::post("/v1/session/cash", Public, session::cash),
+        Route::post("/v1/session/close", Public, session::close),
+        Route::get(
+            "/v1/session/{session_id}/receipts",
+            Public,
+            session::receipts,
+        ),
+        Route::post("/v1/kkt/receipt", Public, session::receipt),
+        Route::get("/v1/kkt/buffer/status", Public, status::buffer_status),
+        Route::post("/v1/kkt/buffer/sync", Admin, status::force_sync),
+        Route::get("/v1/health", Public, status::health),
+        Route::get("/metrics", Public, status::metrics),
+    ]
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    node: NodeHandle,
+    syncer: Arc<Syncer>,
+    metrics: Metrics,
+    admin_token_sha256: [u8; 32],
+    buffer_capacity: u32,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("buffer_capacity", &self.inner.buffer_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// The state of one daemon. Only a digest of `admin_token` is kept.
+    pub fn new(
+        node: NodeHandle,
+        syncer: Arc<Syncer>,
+        metrics: Metrics,
+        admin_token: &str,
+        buffer_capacity: u32,
+    ) -> AppState {
+        AppState {
+            inner: Arc::new(Shared {
+                node,
+                syncer,
+                metrics,
+                admin_token_sha256: Sha256::digest(admin_token.as_bytes()).into(),
+                buffer_capacity,
+            }),
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &NodeHandle {
+        &self.inner.node
+    }
+
+    /// The syncer.
+    pub fn syncer(&self) -> &Arc<Syncer> {
+        &self.inner.syncer
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Capacity of the receipt buffer.
+    pub fn buffer_capacity(&self) -> u32 {
+        self.inner.buffer_capacity
+    }
+
+    fn admin_token_matches(&self, presented: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        constant_time_eq(&digest, &self.inner.admin_token_sha256)
+    }
+}
+
+/// Equal-length comparison whose time does not depend on where the bytes differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The router: every route of [`routes`], its access rule, the body limit and a JSON 404.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    for route in routes() {
+        let handler = match route.access {
+            RouteAccess::Public => route.handler,
+            RouteAccess::Admin => route
+                .handler
+                .route_layer(middleware::from_fn_with_state(state.clone(), require_admin)),
+        };
+        router = router.route(route.path, handler);
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    match presented {
+        None => Err(ApiError::unauthorized()),
+        Some(token) if state.admin_token_matches(token) => Ok(next.run(request).await),
+        Some(_) => {
+            tracing::warn!(path = %request.uri().path(), "admin route called with a wrong token");
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such route on this till.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_all_bytes() {
+        let a = [7u8; 32];
+        let mut b = a;
+        assert!(constant_time_eq(&a, &b));
+        b[31] ^= 1;
+        assert!(!constant_time_eq(&a, &b));
+    }
+
+    #[test]
+    fn route_table_has_unique_rows_and_one_admin_route() {
+        let table = routes();
+        let mut seen = std::collections::BTreeSet::new();
+        for route in &table {
+            assert!(
+                seen.insert((route.method.to_string(), route.path)),
+                "{route:?} twice"
+            );
+        }
+        let admin: Vec<&str> = table
+            .iter()
+            .filter(|r| r.access == RouteAccess::Admin)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(admin, ["/v1/kkt/buffer/sync"]);
+    }
+}

@@ -1,0 +1,195 @@
+//! Handlers of the cashier routes: sessions, cash movements and receipts.
+//!
+//! Each write parses and validates its body here, then runs on the node (blocking thread,
+//! node lock) where it is committed durably before the answer is built. A successful write
+//! wakes the sync loop, which pushes it to the hub at once when the link is online.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use crdt_model::receipt::ReceiptDraft;
+use crdt_model::session::MovementKind;
+use crdt_model::{Kopecks, SessionId};
+use serde::{Deserialize, Serialize};
+
+use super::body::{idempotency, json_value, typed};
+use super::error::ApiError;
+use super::AppState;
+use crate::node::views::SessionSummary;
+use crate::node::{Answer, NodeError};
+
+/// Body of `POST /v1/session/open`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    cashier: String,
+    #[serde(default)]
+    opening_cash: Kopecks,
+}
+
+/// Direction of a cash movement on the wire.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum CashKind {
+    In,
+    Out,
+}
+
+/// Body of `POST /v1/session/cash`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CashBody {
+    kind: CashKind,
+    amount: Kopecks,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Body of `POST /v1/session/close` (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    #[serde(default)]
+    cashier: Option<String>,
+}
+
+/// Answer of `GET /v1/session/{id}/receipts`.
+#[derive(Debug, Serialize)]
+struct SessionReceipts {
+    session_id: SessionId,
+    count: usize,
+    receipts: Vec<crdt_model::Receipt>,
+}
+
+/// Turns a node answer into an HTTP response (marking replays).
+fn respond(state: &AppState, answer: Answer) -> Response {
+    if !answer.replayed {
+        state.syncer().notify_sale();
+    }
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, answer.body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if answer.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn run_write<F>(state: &AppState, write: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(&mut crate::node::Node) -> Result<Answer, NodeError> + Send + 'static,
+{
+    let answer = state.node().call(write).await??;
+    Ok(respond(state, answer))
+}
+
+/// `POST /v1/session/open`.
+pub async fn open(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_value(body, false)?;
+    let idem = idempotency(&headers, &value, false)?;
+    let body: OpenBody = typed(value)?;
+    run_write(&state, move |node| {
+        node.open_session(body.cashier, body.opening_cash, idem.as_ref())
+    })
+    .await
+}
+
+/// `POST /v1/session/cash`.
+pub async fn cash(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_value(body, false)?;
+    let idem = idempotency(&headers, &value, false)?;
+    let body: CashBody = typed(value)?;
+    let kind = match body.kind {
+        CashKind::In => MovementKind::CashIn,
+        CashKind::Out => MovementKind::CashOut,
+    };
+    run_write(&state, move |node| {
+        node.cash_movement(kind, body.amount, body.reason, idem.as_ref())
+    })
+    .await
+}
+
+/// `POST /v1/session/close`.
+pub async fn close(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_value(body, true)?;
+    let idem = idempotency(&headers, &value, false)?;
+    let body: CloseBody = if value.is_null() {
+        CloseBody::default()
+    } else {
+        typed(value)?
+    };
+    run_write(&state, move |node| {
+        node.close_session(body.cashier, idem.as_ref())
+    })
+    .await
+}
+
+/// `GET /v1/session/current`.
+pub async fn current(State(state): State<AppState>) -> Result<Json<SessionSummary>, ApiError> {
+    match state.node().call(|node| node.current_summary()).await? {
+        Ok(summary) => Ok(Json(summary)),
+        // Asking "what is open?" when nothing is open is a lookup that found nothing.
+        Err(NodeError::NoOpenSession) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_open_session",
+            "No cash session is open on this till.",
+        )),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `GET /v1/session/{session_id}/receipts`.
+pub async fn receipts(
+    State(state): State<AppState>,
+    Path(session_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let session_id: SessionId = session_id.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_session_id",
+            "The session id must be a UUID.",
+        )
+        .with_field("session_id")
+    })?;
+    let receipts = state
+        .node()
+        .call(move |node| node.session_receipts(session_id))
+        .await??;
+    Ok(Json(SessionReceipts {
+        session_id,
+        count: receipts.len(),
+        receipts,
+    })
+    .into_response())
+}
+
+/// `POST /v1/kkt/receipt`: `Idempotency-Key` required; answered only after the commit.
+pub async fn receipt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_value(body, false)?;
+    let idem = idempotency(&headers, &value, true)?;
+    let draft: ReceiptDraft = typed(value)?;
+    run_write(&state, move |node| node.sell(draft, idem.as_ref())).await
+}

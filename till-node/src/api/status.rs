@@ -1,0 +1,188 @@
+//! Handlers of the support routes: buffer status, health, metrics and the forced sync.
+//!
+//! Until the fiscal pipeline arrives (next issue), the "buffer" is the set of receipts the hub
+//! does not hold yet: `current_queued` counts them and `oldest_unacknowledged_age_seconds` is the
+//! age of the oldest; the breaker is always `CLOSED` and the dead-letter queue empty.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::link::LinkState;
+use crate::node::percent;
+use crate::time::{now_ms, rfc3339_ms};
+
+/// Health turns `degraded` when the HLC runs this far ahead of the wall clock.
+pub const DRIFT_ALARM_SECONDS: f64 = 60.0;
+/// Health turns `degraded` at this buffer fill (brief §5: alert at 80 %).
+pub const BUFFER_ALARM_PERCENT: f64 = 80.0;
+
+/// What the node reports for status and health, read in one lock.
+#[derive(Debug)]
+struct NodeFacts {
+    queued: usize,
+    oldest_receipt_ms: Option<u64>,
+    write_block: Option<String>,
+    drift_ms: i64,
+    schema_version: i64,
+    docs: usize,
+    session_open: bool,
+}
+
+async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
+    let facts = state
+        .node()
+        .call(|node| {
+            node.refresh_gauges();
+            let unsynced = node.replica().unsynced_total();
+            NodeFacts {
+                queued: unsynced.receipts,
+                oldest_receipt_ms: unsynced.oldest_receipt_ms,
+                write_block: node.write_block(),
+                drift_ms: node.hlc_drift_ms(),
+                schema_version: node.store().schema_version(),
+                docs: node.replica().ids().count(),
+                session_open: node.current_session().is_some(),
+            }
+        })
+        .await?;
+    Ok(facts)
+}
+
+/// `GET /v1/kkt/buffer/status`.
+#[derive(Debug, Serialize)]
+struct BufferStatus {
+    total_capacity: u32,
+    current_queued: usize,
+    percent_full: f64,
+    network_status: &'static str,
+    circuit_state: &'static str,
+    last_sync: Option<String>,
+    last_sync_ms: Option<u64>,
+    oldest_unacknowledged_age_seconds: u64,
+    dlq_size: u64,
+    unsynced_receipts: usize,
+    sync_running: bool,
+}
+
+/// `GET /v1/kkt/buffer/status`.
+pub async fn buffer_status(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let facts = node_facts(&state).await?;
+    let link = state.syncer().link();
+    let now = now_ms();
+    let status = BufferStatus {
+        total_capacity: state.buffer_capacity(),
+        current_queued: facts.queued,
+        percent_full: percent(facts.queued, state.buffer_capacity()),
+        network_status: link.state.as_str(),
+        circuit_state: "CLOSED",
+        last_sync: link.last_sync_ms.map(rfc3339_ms),
+        last_sync_ms: link.last_sync_ms,
+        oldest_unacknowledged_age_seconds: facts
+            .oldest_receipt_ms
+            .map_or(0, |oldest| now.saturating_sub(oldest) / 1000),
+        dlq_size: 0,
+        unsynced_receipts: facts.queued,
+        sync_running: state.syncer().is_running(),
+    };
+    Ok(Json(status).into_response())
+}
+
+/// `GET /v1/health`: 200 when healthy or degraded, 503 when unhealthy.
+pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let facts = node_facts(&state).await?;
+    let link = state.syncer().link();
+    let drift_seconds = facts.drift_ms as f64 / 1000.0;
+    let percent_full = percent(facts.queued, state.buffer_capacity());
+    let storage_ok = facts.write_block.is_none();
+    let link_ok = link.state == LinkState::Online;
+    let clock_ok = drift_seconds.abs() < DRIFT_ALARM_SECONDS;
+    let buffer_ok = percent_full < BUFFER_ALARM_PERCENT;
+    let status = if !storage_ok {
+        "unhealthy"
+    } else if link_ok && clock_ok && buffer_ok {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    let storage = if storage_ok {
+        json!({"status": "ok", "schema_version": facts.schema_version, "documents": facts.docs})
+    } else {
+        // The failure's text stays in the log; the body only says what to do.
+        json!({
+            "status": "failed",
+            "message": "writes stopped after a storage failure; sales are refused; restart after fixing the disk",
+            "schema_version": facts.schema_version,
+        })
+    };
+    let body = json!({
+        "status": status,
+        "components": {
+            "storage": storage,
+            "hub_link": {
+                "status": link.state.as_str(),
+                "last_sync": link.last_sync_ms.map(rfc3339_ms),
+                "last_sync_ms": link.last_sync_ms,
+                "last_attempt_ms": link.last_attempt_ms,
+                "consecutive_failures": link.consecutive_failures,
+                "last_error": link.last_error,
+            },
+            "clock": {
+                "status": if clock_ok { "ok" } else { "drifting" },
+                "hlc_drift_seconds": drift_seconds,
+            },
+            "buffer": {
+                "status": if buffer_ok { "ok" } else { "filling" },
+                "current_queued": facts.queued,
+                "total_capacity": state.buffer_capacity(),
+                "percent_full": percent_full,
+            },
+            "session": {"open": facts.session_open},
+        },
+    });
+    let code = if storage_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    node_facts(&state).await?;
+    let text = state
+        .metrics()
+        .render()
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// `POST /v1/kkt/buffer/sync?force=true` (admin): 202 and a sync starts now, or 409 while one
+/// runs. `force` is accepted for the seeds' runbooks; the sync always runs.
+pub async fn force_sync(
+    State(state): State<AppState>,
+    RawQuery(_query): RawQuery,
+) -> Result<Response, ApiError> {
+    if state.syncer().try_start() {
+        tracing::info!("sync forced by an admin");
+        let body = json!({"status": "started", "message": "A sync with the hub has started."});
+        Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    } else {
+        Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "sync_in_progress",
+            "A sync with the hub is already running; try again when it ends.",
+        ))
+    }
+}

@@ -1,0 +1,156 @@
+//! Node-level tests of the durable path: a failed commit leaves memory equal to the store,
+//! the clock never goes backwards across restarts, and the actor survives a reload.
+
+use automerge::ReadDoc;
+use crdt_model::receipt::ReceiptDraft;
+use crdt_model::{Kopecks, StoreId, TillId};
+
+use super::*;
+use crate::store::WriteOp;
+
+fn config() -> NodeConfig {
+    NodeConfig {
+        store: StoreId::new("S1").expect("store"),
+        till: TillId::new("T1").expect("till"),
+        device: DEFAULT_DEVICE.to_owned(),
+        retention_days: 7,
+        buffer_capacity: 200,
+    }
+}
+
+fn open(dir: &std::path::Path) -> Node {
+    let store = Store::open(dir).expect("store");
+    Node::open(store, config(), Metrics::new().expect("metrics")).expect("node")
+}
+
+fn draft(price: i64) -> ReceiptDraft {
+    serde_json::from_value(serde_json::json!({
+        "pos_id": "T1", "type": "sale",
+        "items": [{"name": "Линза", "qty": 2, "price": price, "vat": "vat22"}],
+        "payments": [{"method": "card", "amount": price * 2}],
+    }))
+    .expect("draft")
+}
+
+fn idem(key: &str) -> IdempotencyRequest {
+    IdempotencyRequest {
+        key: key.to_owned(),
+        request_sha256: [1; 32],
+    }
+}
+
+#[test]
+fn a_failed_commit_rebuilds_the_document_from_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = open(dir.path());
+    node.open_session("Иванова".into(), Kopecks(0), None)
+        .expect("open");
+    node.sell(draft(1000), Some(&idem("a"))).expect("sale");
+    let id = node.current_session().cloned().expect("session");
+    let heads_before = node.replica.get_mut(&id).expect("doc").doc.get_heads();
+
+    // Append a receipt in memory, then make the store refuse the batch (an invalid write is
+    // refused before any SQL runs, exactly like a failed fsync from the node's point of view).
+    let receipt_count = |node: &Node| {
+        let doc = &node.replica.get(&id).expect("doc").doc;
+        crdt_model::session::read(doc).expect("read").receipts.len()
+    };
+    {
+        let loaded = node.replica.get_mut(&id).expect("doc");
+        let view = crdt_model::session::read(&loaded.doc).expect("read");
+        let mut receipt = view.receipts[0].clone();
+        receipt.id = crdt_model::ReceiptId::new(uuid::Uuid::new_v4());
+        crdt_model::session::append_receipt(&mut loaded.doc, &receipt).expect("append");
+    }
+    let mut bad = WriteBatch::new();
+    bad.push(WriteOp::PutMeta {
+        key: String::new(),
+        value: Vec::new(),
+    });
+    let error = node
+        .commit_change(&id, "receipt:x".into(), 1, bad)
+        .expect_err("refused");
+    assert!(matches!(error, NodeError::Store(_)), "{error}");
+    assert_eq!(receipt_count(&node), 1, "the unsaved receipt is gone");
+    let loaded = node.replica.get_mut(&id).expect("doc");
+    assert_eq!(loaded.doc.get_heads(), heads_before);
+    assert_eq!(loaded.saved_heads, heads_before);
+    assert_eq!(loaded.doc.get_actor(), &node.identity.actor);
+
+    // And the node still sells.
+    node.sell(draft(500), Some(&idem("b")))
+        .expect("sale after failure");
+    assert_eq!(receipt_count(&node), 2);
+}
+
+#[test]
+fn a_broken_node_refuses_writes_but_replays_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = open(dir.path());
+    node.open_session("Иванова".into(), Kopecks(0), None)
+        .expect("open");
+    let first = node.sell(draft(1000), Some(&idem("a"))).expect("sale");
+    node.mark_broken("disk gone");
+    assert!(matches!(
+        node.sell(draft(1000), Some(&idem("b"))),
+        Err(NodeError::Unavailable(_))
+    ));
+    let replay = node.sell(draft(1000), Some(&idem("a"))).expect("replay");
+    assert!(replay.replayed);
+    assert_eq!(replay.body, first.body);
+}
+
+#[test]
+fn clock_and_actor_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let last = {
+        let mut node = open(dir.path());
+        node.open_session("Иванова".into(), Kopecks(0), None)
+            .expect("open");
+        for _ in 0..3 {
+            node.sell(draft(100), None).expect("sale");
+        }
+        node.clock.last().cloned().expect("clock used")
+    };
+    let mut node = open(dir.path());
+    let next = node.clock.now(0);
+    assert!(
+        next > last,
+        "{next} must follow {last} even with the wall clock at 0"
+    );
+    let id = node.current_session().cloned().expect("session reopened");
+    let actor = node.identity.actor.clone();
+    let doc = &mut node.replica.get_mut(&id).expect("doc").doc;
+    assert_eq!(doc.get_actor(), &actor);
+    assert_eq!(doc.get_actor().to_bytes(), b"S1/T1/node");
+    let actors: std::collections::BTreeSet<Vec<u8>> = doc
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.actor_id().to_bytes().to_vec())
+        .collect();
+    assert_eq!(actors.len(), 1, "one actor across restarts");
+    assert!(doc.length(automerge::ROOT) > 0);
+}
+
+#[test]
+fn unsynced_counts_follow_sales_and_survive_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut node = open(dir.path());
+        node.open_session("Иванова".into(), Kopecks(0), None)
+            .expect("open");
+        for _ in 0..4 {
+            node.sell(draft(100), None).expect("sale");
+        }
+        let total = node.replica.unsynced_total();
+        assert_eq!(total.receipts, 4);
+        assert_eq!(total.changes, 5);
+    }
+    let node = open(dir.path());
+    let total = node.replica.unsynced_total();
+    assert_eq!(
+        total.receipts, 4,
+        "recounted from the stored commit messages"
+    );
+    assert!(total.oldest_receipt_ms.is_some());
+}

@@ -1,0 +1,305 @@
+//! The sync loop with the hub: one [`Syncer`] per daemon.
+//!
+//! A sync *session* is the sync-engine client loop (see `sync_engine::client`): build a request
+//! under the node lock, post it to `{hub}/api/v1/sync` (no lock held while waiting), apply and
+//! persist the reply under the lock, until the session has nothing left to say. Sessions never
+//! overlap: they hold the `running` mutex, which is also what makes a forced sync answer 409
+//! while one is in progress.
+//!
+//! When sessions start: once at start, then every `--heartbeat-secs` while the link is online,
+//! every `min(heartbeat, 5 s)` while degraded or offline (a faster probe, so the till notices
+//! the link coming back), and right after a sale while online (a [`Notify`] coalesces a burst of
+//! sales into one push). Each session is one contact recorded in the [`LinkMonitor`] (latency,
+//! hub error, unreachable) and in the metrics.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sync_engine::http_client::{HttpSyncClient, TransportError};
+use tokio::sync::{watch, Notify};
+
+use crate::link::{Check, LinkMonitor, LinkState};
+use crate::metrics::Metrics;
+use crate::node::{NodeError, NodeHandle, NodeTaskError};
+use crate::time::now_ms;
+
+/// Longest wait between probes while the link is not online.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Timeout of one round trip to the hub.
+pub const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A round trip slower than this counts as a degraded link.
+pub const SLOW_ROUND_MS: u64 = 2_000;
+/// Minimum time in a link state before it may switch (brief §4).
+pub const LINK_HOLD_MS: u64 = 90_000;
+
+/// What the cashier and support see of the link.
+#[derive(Debug, Clone)]
+pub struct LinkSnapshot {
+    /// Online, degraded or offline.
+    pub state: LinkState,
+    /// When a sync session last completed (Unix ms).
+    pub last_sync_ms: Option<u64>,
+    /// When a session was last attempted (Unix ms).
+    pub last_attempt_ms: Option<u64>,
+    /// Why the last session failed, if it did (no secrets, no bodies).
+    pub last_error: Option<String>,
+    /// Failed sessions in a row.
+    pub consecutive_failures: u32,
+}
+
+#[derive(Debug)]
+struct LinkStatus {
+    monitor: LinkMonitor,
+    snapshot: LinkSnapshot,
+}
+
+/// What one completed session did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Round trips made.
+    pub rounds: u32,
+    /// Documents that received changes from the hub.
+    pub docs_changed: usize,
+    /// Receipts the hub acknowledged in this session.
+    pub receipts_synced: usize,
+}
+
+/// Why a session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncFailure {
+    /// The round trip failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The node refused or failed a step (protocol error, storage failure).
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A node call did not complete.
+    #[error(transparent)]
+    Task(#[from] NodeTaskError),
+}
+
+impl SyncFailure {
+    /// How this failure counts for the link state; `None` when the link is not to blame.
+    fn check(&self) -> Option<Check> {
+        match self {
+            SyncFailure::Transport(
+                TransportError::Timeout | TransportError::Unreachable(_) | TransportError::Http(_),
+            ) => Some(Check::Unreachable),
+            SyncFailure::Transport(_) => Some(Check::ServerError),
+            SyncFailure::Node(NodeError::Sync(_)) => Some(Check::ServerError),
+            SyncFailure::Node(_) | SyncFailure::Task(_) => None,
+        }
+    }
+}
+
+/// Runs sync sessions with the hub. See the module documentation.
+#[derive(Debug)]
+pub struct Syncer {
+    node: NodeHandle,
+    client: HttpSyncClient,
+    metrics: Metrics,
+    heartbeat: Duration,
+    link: Mutex<LinkStatus>,
+    running: Arc<tokio::sync::Mutex<()>>,
+    wake: Notify,
+}
+
+impl Syncer {
+    /// A syncer for the hub at `hub_url` (its sync endpoint is `{hub_url}/api/v1/sync`).
+    pub fn new(
+        node: NodeHandle,
+        hub_url: &str,
+        hub_token: &str,
+        heartbeat: Duration,
+        metrics: Metrics,
+    ) -> Result<Syncer, TransportError> {
+        let base = format!("{}/api", hub_url.trim_end_matches('/'));
+        let client = HttpSyncClient::new(&base, hub_token, ROUND_TIMEOUT)?;
+        metrics.network_state.set(network_gauge(LinkState::Offline));
+        Ok(Syncer {
+            node,
+            client,
+            metrics,
+            heartbeat,
+            link: Mutex::new(LinkStatus {
+                monitor: LinkMonitor::new(SLOW_ROUND_MS, LINK_HOLD_MS),
+                snapshot: LinkSnapshot {
+                    state: LinkState::Offline,
+                    last_sync_ms: None,
+                    last_attempt_ms: None,
+                    last_error: None,
+                    consecutive_failures: 0,
+                },
+            }),
+            running: Arc::new(tokio::sync::Mutex::new(())),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The link as last seen.
+    pub fn link(&self) -> LinkSnapshot {
+        self.link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .snapshot
+            .clone()
+    }
+
+    /// Whether a session is running now.
+    pub fn is_running(&self) -> bool {
+        self.running.try_lock().is_err()
+    }
+
+    /// Asks for a push soon (after a sale); bursts coalesce into one session.
+    pub fn notify_sale(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Starts a session in the background unless one is running; returns whether it started.
+    pub fn try_start(self: &Arc<Self>) -> bool {
+        let Ok(guard) = Arc::clone(&self.running).try_lock_owned() else {
+            return false;
+        };
+        let syncer = Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = syncer.run_logged().await;
+            drop(guard);
+        });
+        true
+    }
+
+    /// Runs one session now, waiting for a running one to finish first.
+    pub async fn sync_now(&self) -> Result<SyncReport, SyncFailure> {
+        let _guard = self.running.lock().await;
+        self.run_logged().await
+    }
+
+    /// Runs sessions until `shutdown` turns true. See the module documentation for timing.
+    pub async fn run_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let _ = self.sync_now().await;
+            let online = self.link().state == LinkState::Online;
+            let wait = if online {
+                self.heartbeat
+            } else {
+                self.heartbeat.min(PROBE_INTERVAL)
+            };
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified(), if online => {}
+            }
+        }
+        tracing::debug!("sync loop stopped");
+    }
+
+    /// One session (caller holds `running`), with logging, link state and metrics.
+    async fn run_logged(&self) -> Result<SyncReport, SyncFailure> {
+        let started = Instant::now();
+        let result = self.run_session().await;
+        let elapsed = started.elapsed();
+        self.metrics
+            .sync_duration_seconds
+            .observe(elapsed.as_secs_f64());
+        let now = now_ms();
+        let mut link = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+        link.snapshot.last_attempt_ms = Some(now);
+        let check = match &result {
+            Ok(report) => {
+                self.metrics
+                    .receipts_synced_total
+                    .inc_by(u64::try_from(report.receipts_synced).unwrap_or(0));
+                link.snapshot.last_sync_ms = Some(now);
+                link.snapshot.last_error = None;
+                link.snapshot.consecutive_failures = 0;
+                tracing::debug!(
+                    rounds = report.rounds,
+                    docs_changed = report.docs_changed,
+                    receipts_synced = report.receipts_synced,
+                    elapsed_ms = elapsed.as_millis(),
+                    "sync session done"
+                );
+                Some(Check::Answered {
+                    latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
+            Err(error) => {
+                self.metrics.sync_failures_total.inc();
+                link.snapshot.last_error = Some(error.to_string());
+                link.snapshot.consecutive_failures =
+                    link.snapshot.consecutive_failures.saturating_add(1);
+                // The first failure of a series is worth a warning; the rest are the same news.
+                if link.snapshot.consecutive_failures == 1 {
+                    tracing::warn!(%error, "sync with the hub failed");
+                } else {
+                    tracing::debug!(%error, "sync with the hub failed again");
+                }
+                error.check()
+            }
+        };
+        if let Some(check) = check {
+            let before = link.snapshot.state;
+            let state = link.monitor.record(check, now);
+            link.snapshot.state = state;
+            self.metrics.network_state.set(network_gauge(state));
+            if state != before {
+                tracing::info!(
+                    from = before.as_str(),
+                    to = state.as_str(),
+                    "hub link state changed"
+                );
+            }
+        }
+        result
+    }
+
+    async fn run_session(&self) -> Result<SyncReport, SyncFailure> {
+        let mut session = self.node.call(|node| node.start_sync_session()).await??;
+        let mut report = SyncReport::default();
+        loop {
+            let (returned, request) = self
+                .node
+                .call(move |node| {
+                    let request = node.sync_next_request(&mut session);
+                    (session, request)
+                })
+                .await?;
+            session = returned;
+            let Some(request) = request? else {
+                break;
+            };
+            let reply = self.client.round(&request).await?;
+            let (returned, outcome) = self
+                .node
+                .call(move |node| {
+                    let outcome = node.sync_apply_reply(&mut session, &reply);
+                    (session, outcome)
+                })
+                .await?;
+            session = returned;
+            let outcome = outcome?;
+            report.rounds += 1;
+            report.docs_changed += outcome.docs_changed;
+            report.receipts_synced += outcome.receipts_synced;
+            for (doc, error) in &outcome.failed {
+                tracing::warn!(%doc, %error, "a document from the hub could not be applied");
+            }
+            for doc in &outcome.ignored_offers {
+                tracing::debug!(%doc, "declined a document offered by the hub");
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The `kkt_network_state` value of a link state.
+pub fn network_gauge(state: LinkState) -> i64 {
+    match state {
+        LinkState::Online => 0,
+        LinkState::Degraded => 1,
+        LinkState::Offline => 2,
+    }
+}

@@ -1,0 +1,123 @@
+//! The real `till-node` binary: `--listen 127.0.0.1:0` logs the bound port, the API answers,
+//! a sale is accepted, SIGTERM stops it cleanly, and a restart still has the sale.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "admin-token-binary-test";
+const HUB: &str = "hub-token-binary-test";
+
+fn start(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_till-node"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .args([
+            "--store",
+            "S1",
+            "--till",
+            "T1",
+            "--hub",
+            "http://127.0.0.1:9",
+        ])
+        .env("TILL_NODE_HUB_TOKEN", HUB)
+        .env("TILL_NODE_ADMIN_TOKEN", ADMIN)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("till-node starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            assert!(
+                !line.contains(ADMIN) && !line.contains(HUB),
+                "token logged: {line}"
+            );
+            if !sent {
+                if let Some(at) = line.find("listening on ") {
+                    let address = line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(address);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a `listening on` line");
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    assert!(
+        !address.ends_with(":0"),
+        "the real port is logged: {address}"
+    );
+    (child, address)
+}
+
+fn stop(mut child: Child) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "clean exit after SIGTERM: {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn binary_serves_sells_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = reqwest::Client::new();
+    let (child, address) = start(dir.path());
+    let base = format!("http://{address}");
+    let health = client
+        .get(format!("{base}/v1/health"))
+        .send()
+        .await
+        .expect("health answers");
+    assert_eq!(health.status(), 200);
+    let open = client
+        .post(format!("{base}/v1/session/open"))
+        .body(r#"{"cashier":"Иванова","opening_cash":0}"#)
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(open.status(), 200);
+    let sale = client
+        .post(format!("{base}/v1/kkt/receipt"))
+        .header("Idempotency-Key", "bin-1")
+        .body(
+            r#"{"pos_id":"T1","type":"sale","items":[{"sku":"F-1","name":"Оправа","qty":1,"price":150000,"vat":"vat22"}],"payments":[{"method":"cash","amount":150000}]}"#,
+        )
+        .send()
+        .await
+        .expect("sale");
+    assert_eq!(sale.status(), 200);
+    stop(child);
+
+    let (child, address) = start(dir.path());
+    let current: serde_json::Value = client
+        .get(format!("http://{address}/v1/session/current"))
+        .send()
+        .await
+        .expect("current")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(current["receipts_count"], 1);
+    assert_eq!(current["sales_total"], 150_000);
+    stop(child);
+}
