@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# THE bench command: builds the hub and till binaries in release mode and runs the bench
+# (tests/src/bin/bench), which starts real processes on loopback and prints a table of our
+# figures beside brief.md §7's targets and the seeds' targets.
+#
+# Usage:
+#   ./scripts/bench.sh                         every row, full counts
+#   ./scripts/bench.sh --quick                 counts scaled down (a smoke run)
+#   ./scripts/bench.sh --only latency,restart  a subset: latency, buffered, fleet, restart
+#   ./scripts/bench.sh --data DIR              where the restart row keeps its generated data
+set -euo pipefail
+
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+cd "$REPO_ROOT"
+
+banner "build (release): hub, till-node and the bench"
+cargo build --release -p tests --bins
+banner "bench $*"
+# `cargo run` finds the target directory (CARGO_TARGET_DIR included); the bench finds the
+# e2e-hub and e2e-till-node binaries next to itself.
+exec cargo run --quiet --release -p tests --bin bench -- "$@"
