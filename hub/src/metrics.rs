@@ -8,6 +8,8 @@
 //!   `invalid_envelope`, `too_large`, `rejected`, `unavailable`, `internal`, ...).
 //! - `hub_receipts_ingested_total` — receipts newly projected (duplicates excluded).
 //! - `hub_login_failures_total` — failed logins, throttled ones included.
+//! - `hub_hlc_rejected_total` — sync rounds refused because a new entry was stamped too far
+//!   ahead of the hub's clock (also counted in `hub_sync_errors_total{reason="clock_ahead"}`).
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
@@ -27,6 +29,8 @@ pub struct Metrics {
     pub receipts_ingested: IntCounter,
     /// Failed logins.
     pub login_failures: IntCounter,
+    /// Rounds refused for a timestamp too far ahead.
+    pub hlc_rejected: IntCounter,
 }
 
 impl Metrics {
@@ -61,11 +65,16 @@ impl Metrics {
             "Receipts newly projected from session documents.",
         )?;
         let login_failures = IntCounter::new("hub_login_failures_total", "Failed logins.")?;
+        let hlc_rejected = IntCounter::new(
+            "hub_hlc_rejected_total",
+            "Sync rounds refused: a new entry stamped too far ahead of the hub's clock.",
+        )?;
         registry.register(Box::new(sync_requests.clone()))?;
         registry.register(Box::new(sync_duration.clone()))?;
         registry.register(Box::new(sync_errors.clone()))?;
         registry.register(Box::new(receipts_ingested.clone()))?;
         registry.register(Box::new(login_failures.clone()))?;
+        registry.register(Box::new(hlc_rejected.clone()))?;
         // Zero-valued series exist from the start, so dashboards and alerts see them.
         for outcome in ["ok", "error"] {
             sync_requests.with_label_values(&[outcome]);
@@ -77,6 +86,7 @@ impl Metrics {
             sync_errors,
             receipts_ingested,
             login_failures,
+            hlc_rejected,
         })
     }
 
@@ -111,6 +121,7 @@ mod tests {
             "hub_sync_errors_total{reason=\"forbidden\"} 1",
             "hub_receipts_ingested_total 3",
             "hub_login_failures_total 0",
+            "hub_hlc_rejected_total 0",
         ] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }

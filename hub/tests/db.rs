@@ -380,12 +380,23 @@ async fn sync_states_and_peer_status() {
             clock: r#"{"aa":3}"#.into(),
             oldest_unsynced_ms: Some(1000),
             reported_at_ms: 2000,
+            till_heads: Some(vec![
+                automerge::ChangeHash([7; 32]),
+                automerge::ChangeHash([9; 32]),
+            ]),
         };
         db.upsert_peer_doc_status(&status).await.expect("upsert");
+        assert_eq!(
+            db.peer_doc_statuses(Some("S1/T1")).await.expect("list"),
+            vec![status.clone()],
+            "heads round-trip"
+        );
+        // A report without heads clears the older heads (they described an older state).
         let newer = PeerDocStatus {
             clock: r#"{"aa":4}"#.into(),
             oldest_unsynced_ms: None,
             reported_at_ms: 3000,
+            till_heads: None,
             ..status.clone()
         };
         db.upsert_peer_doc_status(&newer)
@@ -406,10 +417,21 @@ async fn sync_states_and_peer_status() {
         );
         let bad = PeerDocStatus {
             clock: "{not json".into(),
-            ..status
+            ..status.clone()
         };
         assert!(matches!(
             db.upsert_peer_doc_status(&bad).await,
+            Err(DbError::Invalid { .. })
+        ));
+        let too_many = PeerDocStatus {
+            till_heads: Some(vec![
+                automerge::ChangeHash([1; 32]);
+                hub::db::MAX_REPORTED_HEADS + 1
+            ]),
+            ..status
+        };
+        assert!(matches!(
+            db.upsert_peer_doc_status(&too_many).await,
             Err(DbError::Invalid { .. })
         ));
 
@@ -619,7 +641,7 @@ fn receipt(id: u128, till: &str, kind: ReceiptKind, payments: &[(&str, i64)]) ->
         session_id: format!("sess-{till}"),
         kind,
         total: Kopecks(total),
-        hlc: format!("{id:020}"),
+        hlc: format!("{id:016}-00000-S1/{till}/node"),
         body: r#"{"items":[]}"#.into(),
         payments: payments
             .iter()
@@ -725,7 +747,7 @@ async fn cash_sessions_upsert_keeps_the_first_close() {
             store: "S1".into(),
             till: "T1".into(),
             cashier: "Иванова".into(),
-            opened_hlc: "0001".into(),
+            opened_hlc: "0000000000000001-00000-S1/T1/node".into(),
             opening_cash: Kopecks(500_000),
             closed_hlc: None,
             close_json: None,
@@ -734,13 +756,13 @@ async fn cash_sessions_upsert_keeps_the_first_close() {
         tx.upsert_session(&open).await.expect("open");
         tx.upsert_session(&open).await.expect("idempotent");
         let closed = SessionRow {
-            closed_hlc: Some("0009".into()),
+            closed_hlc: Some("0000000000000009-00000-S1/T1/node".into()),
             close_json: Some(r#"{"z":1}"#.into()),
             ..open.clone()
         };
         tx.upsert_session(&closed).await.expect("close");
         let reclosed = SessionRow {
-            closed_hlc: Some("0010".into()),
+            closed_hlc: Some("0000000000000010-00000-S1/T1/node".into()),
             close_json: Some(r#"{"z":2}"#.into()),
             ..open.clone()
         };

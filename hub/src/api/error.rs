@@ -113,6 +113,18 @@ impl ApiError {
         .with_detail(detail)
     }
 
+    /// 503 `timeout` with `Retry-After`: the request was not answered in time (see
+    /// [`crate::api::timeout`]).
+    pub fn timeout() -> Self {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long, retry later",
+        );
+        error.retry_after_secs = Some(1);
+        error
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

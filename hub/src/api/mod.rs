@@ -11,17 +11,18 @@
 //!   cross-store views (divergence) are filtered to the user's store.
 //!
 //! Anonymous, malformed, unknown, expired and revoked credentials get 401. Each route has
-//! a body limit (413 beyond it). Error bodies are generic with a correlation id
-//! ([`error::ApiError`]).
+//! a body limit (413 beyond it), and every request a time limit ([`timeout`], 503 beyond
+//! it). Error bodies are generic with a correlation id ([`error::ApiError`]).
 //!
 //! Submodules: [`auth`] (the middleware and bearer parsing), [`error`], [`login`],
-//! [`reports`] (store summary, divergence), [`health`] (health and metrics).
+//! [`reports`] (store summary, divergence), [`health`] (health and metrics), [`timeout`].
 
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod login;
 pub mod reports;
+pub mod timeout;
 
 use crate::auth_types::Role;
 use crate::db::{Db, LoginLimit};
@@ -152,6 +153,8 @@ pub struct ApiSettings {
     pub session_ttl: Duration,
     /// Failed-login throttling.
     pub login_limit: LoginLimit,
+    /// Time limit of one request, body reading included.
+    pub request_timeout: Duration,
 }
 
 impl Default for ApiSettings {
@@ -159,6 +162,7 @@ impl Default for ApiSettings {
         ApiSettings {
             session_ttl: Duration::from_secs(12 * 3600),
             login_limit: LoginLimit::default(),
+            request_timeout: timeout::DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -210,8 +214,9 @@ impl AppState {
 }
 
 /// The hub's router: [`ROUTES`], each behind its access check and body limit; anything
-/// else is a JSON 404.
+/// else is a JSON 404; everything under the request time limit.
 pub fn app(state: AppState) -> Router {
+    let request_timeout = state.settings.request_timeout;
     let mut router = Router::new();
     for route in ROUTES {
         let methods = (route.handler)(route.method.filter())
@@ -224,6 +229,10 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .fallback(|| async { error::ApiError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            timeout::limit,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

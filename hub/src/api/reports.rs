@@ -12,6 +12,7 @@ use crate::db::ids::validate_store_id;
 use crate::db::{PeerDocReport, TillSummary};
 use crate::sync::policy::TillPeer;
 use crate::sync::SESSION_RETENTION;
+use automerge::ChangeHash;
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use crdt_model::Kopecks;
@@ -71,6 +72,11 @@ pub struct DocView {
     pub oldest_unsynced_age_ms: Option<u64>,
     /// When the till's status arrived (hub clock, Unix ms).
     pub reported_at_ms: i64,
+    /// The hub's heads of the document now, hex, sorted (empty when the hub lacks it).
+    pub hub_heads: Vec<String>,
+    /// The heads the till announced with that status, hex, sorted; `null` when its round
+    /// carried no sync message for the document.
+    pub till_heads: Option<Vec<String>>,
 }
 
 /// One till in the divergence view.
@@ -163,7 +169,7 @@ async fn doc_view(app: &AppState, report: PeerDocReport, now: i64) -> Result<Doc
         .map_err(|e| ApiError::internal(format!("stored doc id {}: {e}", status.doc_id)))?;
     let till_clock: VersionVector = serde_json::from_str(&status.clock)
         .map_err(|e| ApiError::internal(format!("stored clock of {}: {e}", status.doc_id)))?;
-    let hub_clock = hub_clock(app, &report).await?;
+    let (hub_clock, hub_heads) = hub_state(app, &report).await?;
     let oldest = status
         .oldest_unsynced_ms
         .and_then(|ms| u64::try_from(ms).ok());
@@ -188,27 +194,39 @@ async fn doc_view(app: &AppState, report: PeerDocReport, now: i64) -> Result<Doc
         hub_lacks_ranges: divergence.local_lacks,
         till_lacks_ranges: divergence.remote_lacks,
         reported_at_ms: status.reported_at_ms,
+        hub_heads: hex_heads(hub_heads),
+        till_heads: status.till_heads.clone().map(hex_heads),
     })
 }
 
-/// The hub's clock of the reported document: the recorded one, or computed from the
-/// document for rows written before clocks were recorded; empty when the hub lacks it.
-async fn hub_clock(app: &AppState, report: &PeerDocReport) -> Result<VersionVector, ApiError> {
+/// Heads as sorted hex strings.
+fn hex_heads(mut heads: Vec<ChangeHash>) -> Vec<String> {
+    heads.sort();
+    heads.iter().map(ToString::to_string).collect()
+}
+
+/// The hub's clock and heads of the reported document: the recorded ones, or computed from
+/// the document for rows written before they were recorded; empty when the hub lacks it.
+async fn hub_state(
+    app: &AppState,
+    report: &PeerDocReport,
+) -> Result<(VersionVector, Vec<ChangeHash>), ApiError> {
     if !report.hub_has_doc {
-        return Ok(VersionVector::new());
+        return Ok((VersionVector::new(), Vec::new()));
     }
-    if let Some(json) = &report.hub_clock {
-        return serde_json::from_str(json).map_err(|e| {
+    if let (Some(json), Some(heads)) = (&report.hub_clock, &report.hub_heads) {
+        let clock = serde_json::from_str(json).map_err(|e| {
             ApiError::internal(format!("hub clock of {}: {e}", report.status.doc_id))
-        });
+        })?;
+        return Ok((clock, heads.clone()));
     }
     let Some(stored) = app.db.load_doc(&report.status.doc_id).await? else {
-        return Ok(VersionVector::new());
+        return Ok((VersionVector::new(), Vec::new()));
     };
     let doc_id = report.status.doc_id.clone();
     tokio::task::spawn_blocking(move || {
         automerge::AutoCommit::load(&stored.bytes)
-            .map(|mut doc| VersionVector::from_doc(&mut doc))
+            .map(|mut doc| (VersionVector::from_doc(&mut doc), doc.get_heads()))
             .map_err(|e| ApiError::internal(format!("stored doc {doc_id} does not load: {e}")))
     })
     .await

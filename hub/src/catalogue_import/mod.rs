@@ -177,7 +177,8 @@ pub async fn import_rows(
         .map_err(|e| ImportError::Document(format!("import task failed: {e}")))??;
     if let Some(chunk) = &built.chunk {
         let chunk_id = tx.append_changes(&doc_id, &doc_meta(&key), chunk).await?;
-        tx.set_doc_clock(&doc_id, &built.clock_json).await?;
+        tx.set_doc_clock(&doc_id, &built.clock_json, &built.heads)
+            .await?;
         if let Some((snapshot, heads, mut folded)) = built.compaction {
             folded.push(chunk_id);
             tx.compact(&doc_id, &snapshot, &heads, &folded).await?;
@@ -190,6 +191,8 @@ pub async fn import_rows(
 struct Built {
     chunk: Option<Vec<u8>>,
     clock_json: String,
+    /// The document's heads after the import (empty when nothing changed).
+    heads: Vec<ChangeHash>,
     compaction: Option<(Vec<u8>, Vec<ChangeHash>, Vec<i64>)>,
     report: ImportReport,
 }
@@ -217,6 +220,7 @@ fn build(
         return Ok(Built {
             chunk: Some(doc.save()),
             clock_json: clock_text(&mut doc)?,
+            heads: doc.get_heads(),
             compaction: None,
             report: ImportReport {
                 products: total,
@@ -256,6 +260,7 @@ fn build(
         return Ok(Built {
             chunk: None,
             clock_json: String::new(),
+            heads: Vec::new(),
             compaction: None,
             report,
         });
@@ -266,6 +271,7 @@ fn build(
     Ok(Built {
         chunk: Some(chunk),
         clock_json: clock_text(&mut doc)?,
+        heads: doc.get_heads(),
         compaction,
         report,
     })

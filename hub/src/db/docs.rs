@@ -376,17 +376,26 @@ impl Db {
 }
 
 impl DbTx {
-    /// Records the hub's version vector of `doc_id` (JSON), kept beside the document so the
-    /// divergence view needs no Automerge load. Call it whenever changes are appended.
-    pub async fn set_doc_clock(&mut self, doc_id: &str, clock_json: &str) -> Result<(), DbError> {
+    /// Records the hub's version vector of `doc_id` (JSON) and its current heads, kept
+    /// beside the document so the divergence view needs no Automerge load. Call it whenever
+    /// changes are appended.
+    pub async fn set_doc_clock(
+        &mut self,
+        doc_id: &str,
+        clock_json: &str,
+        heads: &[ChangeHash],
+    ) -> Result<(), DbError> {
         validate_doc_id(doc_id)?;
         if clock_json.len() > crate::db::MAX_CLOCK_JSON_BYTES {
             return Err(DbError::invalid("clock", "larger than 64 KiB"));
         }
+        let heads_json =
+            serde_json::to_string(heads).map_err(|e| DbError::invalid("heads", e.to_string()))?;
         let updated = on_tx!(self, c => {
-            sqlx::query("UPDATE docs SET clock = $2 WHERE doc_id = $1")
+            sqlx::query("UPDATE docs SET clock = $2, heads = $3 WHERE doc_id = $1")
                 .bind(doc_id)
                 .bind(clock_json)
+                .bind(&heads_json)
                 .execute(&mut *c)
                 .await?
                 .rows_affected()

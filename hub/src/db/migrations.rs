@@ -1,6 +1,8 @@
 //! Schema migrations, one list per backend, applied by [`crate::db::Db::connect`].
 //!
 //! Each migration is a SQL script embedded in the binary; `schema_version` records which ran.
+//! Versions: 1 the base schema; 2 the hub's clock per document and login throttling; 3 the
+//! hub's heads per document and the heads each till reported (divergence view).
 //! The two lists must carry the same versions with the same meaning: only the dialect differs
 //! (`BYTEA` vs `BLOB`, identity columns vs `AUTOINCREMENT`, `BIGINT` everywhere on
 //! PostgreSQL so every integer decodes as `i64`).
@@ -14,7 +16,7 @@ use crate::db::DbError;
 use sqlx::{PgPool, SqlitePool};
 
 /// The schema version this binary creates and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Advisory lock key for migrations (single-bigint lock space; documents use the two-int
 /// space, so the keys cannot collide).
@@ -134,6 +136,13 @@ CREATE TABLE login_attempts (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        sql: r#"
+ALTER TABLE docs ADD COLUMN heads TEXT;
+ALTER TABLE peer_doc_status ADD COLUMN till_heads TEXT;
+"#,
+    },
 ];
 
 const POSTGRES: &[Migration] = &[
@@ -243,6 +252,13 @@ CREATE TABLE login_attempts (
     window_start_ms  BIGINT NOT NULL,
     locked_until_ms  BIGINT NOT NULL DEFAULT 0
 );
+"#,
+    },
+    Migration {
+        version: 3,
+        sql: r#"
+ALTER TABLE docs ADD COLUMN heads TEXT;
+ALTER TABLE peer_doc_status ADD COLUMN till_heads TEXT;
 "#,
     },
 ];

@@ -75,6 +75,7 @@ pub mod ids;
 mod login_limit;
 mod migrations;
 mod peers;
+pub mod projection_checks;
 mod projections;
 
 pub use auth::{Device, DeviceInfo, User};
@@ -82,7 +83,7 @@ pub use docs::{DocMeta, DocRow, StoredDoc, MAX_CHUNK_BYTES};
 pub use error::DbError;
 pub use login_limit::LoginLimit;
 pub use migrations::SCHEMA_VERSION;
-pub use peers::{PeerDocReport, PeerDocStatus, PeerSync, MAX_CLOCK_JSON_BYTES};
+pub use peers::{PeerDocReport, PeerDocStatus, PeerSync, MAX_CLOCK_JSON_BYTES, MAX_REPORTED_HEADS};
 pub use projections::{PaymentRow, ReceiptKind, ReceiptRow, SessionRow, StoreSummary, TillSummary};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -6,12 +6,16 @@
 use crate::db::docs::MAX_CHUNK_BYTES;
 use crate::db::ids::{validate_doc_id, validate_peer};
 use crate::db::{now_ms, Db, DbError, DbTx};
+use automerge::ChangeHash;
 use serde::Serialize;
 
 /// Largest clock JSON a till may report for one document.
 pub const MAX_CLOCK_JSON_BYTES: usize = 64 * 1024;
 /// `last_error` texts are cut to this many characters.
 const MAX_ERROR_CHARS: usize = 1000;
+/// Most heads recorded for one document of a till (a document normally has one or two;
+/// the sync layer records nothing rather than refuse a round over more).
+pub const MAX_REPORTED_HEADS: usize = 1024;
 
 /// What a till last reported about one of its documents (for the divergence view).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -26,6 +30,9 @@ pub struct PeerDocStatus {
     pub oldest_unsynced_ms: Option<i64>,
     /// When the report arrived.
     pub reported_at_ms: i64,
+    /// The heads the peer announced for the document in the same round (from its sync
+    /// message), sorted; `None` when that round carried no sync message for it.
+    pub till_heads: Option<Vec<ChangeHash>>,
 }
 
 /// Last sync outcome per peer.
@@ -49,7 +56,35 @@ fn validate_clock(status: &PeerDocStatus) -> Result<(), DbError> {
     }
     serde_json::from_str::<serde::de::IgnoredAny>(&status.clock)
         .map_err(|e| DbError::invalid("clock", format!("not JSON: {e}")))?;
+    if status
+        .till_heads
+        .as_ref()
+        .is_some_and(|h| h.len() > MAX_REPORTED_HEADS)
+    {
+        return Err(DbError::invalid(
+            "till_heads",
+            format!("more than {MAX_REPORTED_HEADS}"),
+        ));
+    }
     Ok(())
+}
+
+/// Heads as stored: a JSON array of hex hashes.
+fn heads_json(heads: Option<&[ChangeHash]>) -> Result<Option<String>, DbError> {
+    heads
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| DbError::invalid("heads", e.to_string()))
+}
+
+/// Parses stored heads (`what` names the column for the error).
+fn parse_heads(
+    what: &'static str,
+    json: Option<String>,
+) -> Result<Option<Vec<ChangeHash>>, DbError> {
+    json.map(|j| serde_json::from_str(&j))
+        .transpose()
+        .map_err(|e| DbError::corrupt(what, e.to_string()))
 }
 
 impl DbTx {
@@ -98,22 +133,28 @@ impl DbTx {
         Ok(())
     }
 
-    /// Records (replaces) what `status.peer` reported about `status.doc_id`.
+    /// Records (replaces) what `status.peer` reported about `status.doc_id`, heads
+    /// included: a report without heads clears the earlier ones, which described an older
+    /// state of the till's document.
     pub async fn upsert_peer_doc_status(&mut self, status: &PeerDocStatus) -> Result<(), DbError> {
         validate_clock(status)?;
+        let till_heads = heads_json(status.till_heads.as_deref())?;
         on_tx!(self, c => {
             sqlx::query(
-                "INSERT INTO peer_doc_status (peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO peer_doc_status
+                   (peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms, till_heads)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (peer, doc_id) DO UPDATE SET clock = excluded.clock,
                    oldest_unsynced_ms = excluded.oldest_unsynced_ms,
-                   reported_at_ms = excluded.reported_at_ms",
+                   reported_at_ms = excluded.reported_at_ms,
+                   till_heads = excluded.till_heads",
             )
             .bind(&status.peer)
             .bind(&status.doc_id)
             .bind(&status.clock)
             .bind(status.oldest_unsynced_ms)
             .bind(status.reported_at_ms)
+            .bind(&till_heads)
             .execute(&mut *c)
             .await?;
         });
@@ -183,27 +224,30 @@ impl Db {
         &self,
         peer: Option<&str>,
     ) -> Result<Vec<PeerDocStatus>, DbError> {
-        let rows: Vec<(String, String, String, Option<i64>, i64)> = on_reader!(self, p => {
+        type Row = (String, String, String, Option<i64>, i64, Option<String>);
+        let rows: Vec<Row> = on_reader!(self, p => {
             sqlx::query_as(
-                "SELECT peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms FROM peer_doc_status
-                 WHERE $1 IS NULL OR peer = $1 ORDER BY peer, doc_id",
+                "SELECT peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms, till_heads
+                 FROM peer_doc_status WHERE $1 IS NULL OR peer = $1 ORDER BY peer, doc_id",
             )
             .bind(peer)
             .fetch_all(p)
             .await?
         });
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(
-                |(peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms)| PeerDocStatus {
-                    peer,
-                    doc_id,
-                    clock,
-                    oldest_unsynced_ms,
-                    reported_at_ms,
+                |(peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms, till_heads)| {
+                    Ok(PeerDocStatus {
+                        peer,
+                        doc_id,
+                        clock,
+                        oldest_unsynced_ms,
+                        reported_at_ms,
+                        till_heads: parse_heads("till_heads", till_heads)?,
+                    })
                 },
             )
-            .collect())
+            .collect()
     }
 
     /// Last sync outcome of every peer, ordered by peer.
@@ -259,6 +303,9 @@ pub struct PeerDocReport {
     /// The hub's version vector JSON, when recorded (`None` for documents written before
     /// clocks were kept: load the document to compute it).
     pub hub_clock: Option<String>,
+    /// The hub's heads of the document, when recorded (`None` for documents written before
+    /// heads were kept: load the document to compute them).
+    pub hub_heads: Option<Vec<ChangeHash>>,
 }
 
 impl Db {
@@ -273,11 +320,13 @@ impl Db {
             i64,
             Option<String>,
             Option<String>,
+            Option<String>,
+            Option<String>,
         );
         let rows: Vec<Row> = on_reader!(self, p => {
             sqlx::query_as(
                 "SELECT s.peer, s.doc_id, s.clock, s.oldest_unsynced_ms, s.reported_at_ms,
-                        d.doc_id, d.clock
+                        s.till_heads, d.doc_id, d.clock, d.heads
                  FROM peer_doc_status s LEFT JOIN docs d ON d.doc_id = s.doc_id
                  WHERE s.reported_at_ms >= $1 ORDER BY s.peer, s.doc_id",
             )
@@ -285,23 +334,34 @@ impl Db {
             .fetch_all(p)
             .await?
         });
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(
-                |(peer, doc_id, clock, oldest_unsynced_ms, reported_at_ms, hub_doc, hub_clock)| {
-                    PeerDocReport {
+                |(
+                    peer,
+                    doc_id,
+                    clock,
+                    oldest_unsynced_ms,
+                    reported_at_ms,
+                    till_heads,
+                    hub_doc,
+                    hub_clock,
+                    hub_heads,
+                )| {
+                    Ok(PeerDocReport {
                         status: PeerDocStatus {
                             peer,
                             doc_id,
                             clock,
                             oldest_unsynced_ms,
                             reported_at_ms,
+                            till_heads: parse_heads("till_heads", till_heads)?,
                         },
                         hub_has_doc: hub_doc.is_some(),
                         hub_clock,
-                    }
+                        hub_heads: parse_heads("docs.heads", hub_heads)?,
+                    })
                 },
             )
-            .collect())
+            .collect()
     }
 }

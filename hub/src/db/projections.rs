@@ -4,12 +4,11 @@
 //! Written by the sync layer in the same [`DbTx`] as the document changes they come from, so
 //! a projection never runs ahead of or behind its document. Writes are idempotent by id
 //! (receipts are immutable: a second copy is ignored), and money is checked on the way in
-//! (payments add up to the total, signs match the receipt kind) — a pair assertion with the
-//! till, which checked the same when the sale was made.
+//! (payments add up to the total, signs match the receipt kind; see
+//! [`crate::db::projection_checks`]) — a pair assertion with the till, which checked the
+//! same when the sale was made.
 
-use crate::db::ids::{
-    validate_payment_method, validate_session_id, validate_store_id, validate_till_id,
-};
+use crate::db::ids::validate_store_id;
 use crate::db::{Db, DbError, DbTx};
 use crdt_model::Kopecks;
 use serde::Serialize;
@@ -19,10 +18,6 @@ use std::str::FromStr;
 
 /// Receipts per INSERT statement (bounds statement size and parameter count).
 const BATCH_ROWS: usize = 500;
-/// Largest receipt body JSON accepted.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-/// Most payments one receipt may carry.
-pub const MAX_PAYMENTS: usize = 64;
 
 /// What a receipt is. Stored as the lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -142,103 +137,6 @@ pub struct StoreSummary {
     pub tills: BTreeMap<String, TillSummary>,
     /// Signed sum of payment amounts per method.
     pub payments: BTreeMap<String, Kopecks>,
-}
-
-fn validate_text(what: &'static str, value: &str, max: usize) -> Result<(), DbError> {
-    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
-        return Err(DbError::invalid(
-            what,
-            format!("must be 1..={max} bytes without control characters"),
-        ));
-    }
-    Ok(())
-}
-
-fn validate_json(what: &'static str, value: &str) -> Result<(), DbError> {
-    if value.len() > MAX_BODY_BYTES {
-        return Err(DbError::invalid(what, "larger than 256 KiB"));
-    }
-    serde_json::from_str::<serde::de::IgnoredAny>(value)
-        .map(|_| ())
-        .map_err(|e| DbError::invalid(what, format!("not JSON: {e}")))
-}
-
-impl ReceiptRow {
-    /// Checks ids, JSON and money: payments sum to the total and signs match the kind.
-    pub fn validate(&self) -> Result<(), DbError> {
-        let canonical = uuid::Uuid::parse_str(&self.receipt_id).map(|u| u.hyphenated().to_string());
-        if canonical.as_deref().ok() != Some(self.receipt_id.as_str()) {
-            return Err(DbError::invalid(
-                "receipt_id",
-                "must be a lowercase hyphenated UUID",
-            ));
-        }
-        validate_store_id(&self.store)?;
-        validate_till_id(&self.till)?;
-        validate_session_id(&self.session_id)?;
-        validate_text("hlc", &self.hlc, 64)?;
-        validate_json("receipt body", &self.body)?;
-        if self.payments.len() > MAX_PAYMENTS {
-            return Err(DbError::invalid("payments", "more than 64"));
-        }
-        let mut sum = Kopecks::ZERO;
-        for p in &self.payments {
-            validate_payment_method(&p.method)?;
-            let sign_ok = match self.kind {
-                ReceiptKind::Sale => p.amount.0 >= 0,
-                ReceiptKind::Refund => p.amount.0 <= 0,
-                ReceiptKind::Correction => true,
-            };
-            if !sign_ok {
-                return Err(DbError::invalid(
-                    "payments",
-                    format!("{} payment with the wrong sign", self.kind),
-                ));
-            }
-            sum = sum
-                .checked_add(p.amount)
-                .ok_or_else(|| DbError::invalid("payments", "sum overflows"))?;
-        }
-        let total_ok = match self.kind {
-            ReceiptKind::Sale => self.total.0 >= 0,
-            ReceiptKind::Refund => self.total.0 <= 0,
-            ReceiptKind::Correction => true,
-        };
-        if !total_ok {
-            return Err(DbError::invalid(
-                "total",
-                format!("{} total with the wrong sign", self.kind),
-            ));
-        }
-        if sum != self.total {
-            return Err(DbError::invalid(
-                "payments",
-                format!("payments add up to {sum}, the total is {}", self.total),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl SessionRow {
-    /// Checks ids, the opening cash and the close JSON.
-    pub fn validate(&self) -> Result<(), DbError> {
-        validate_session_id(&self.session_id)?;
-        validate_store_id(&self.store)?;
-        validate_till_id(&self.till)?;
-        validate_text("cashier", &self.cashier, 128)?;
-        validate_text("opened_hlc", &self.opened_hlc, 64)?;
-        if self.opening_cash.0 < 0 {
-            return Err(DbError::invalid("opening_cash", "negative"));
-        }
-        if let Some(hlc) = &self.closed_hlc {
-            validate_text("closed_hlc", hlc, 64)?;
-        }
-        if let Some(json) = &self.close_json {
-            validate_json("close_json", json)?;
-        }
-        Ok(())
-    }
 }
 
 impl DbTx {

@@ -13,6 +13,7 @@
 //! | undecodable envelope, malformed message or corrupt change | 400 |
 //! | envelope sender ≠ authenticated till, forbidden document or author | 403 |
 //! | session document that cannot be projected (or projected rows refused) | 422 |
+//! | a new entry stamped too far ahead of the hub's clock | 422 `clock_ahead` |
 //! | database unavailable / anything else | 503 / 500 |
 
 use crate::api::auth::CurrentDevice;
@@ -132,6 +133,13 @@ fn round_error(error: SyncRoundError) -> ApiError {
         SyncRoundError::Sync(e) => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_envelope", e.to_string())
         }
+        // The text describes the till's own entry and the hub's clock: safe to return, and
+        // the till's operator needs it to fix the clock.
+        SyncRoundError::ClockAhead(far) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "clock_ahead",
+            far.to_string(),
+        ),
         SyncRoundError::Projection(detail) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "rejected",

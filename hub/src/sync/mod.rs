@@ -8,13 +8,15 @@
 //! 2. ONE database transaction: every planned document is locked in sorted order (two hubs
 //!    on one PostgreSQL never deadlock, and never work from the same stale copy), loaded
 //!    with the till's persisted sync state, then [`round::compute`] (on the blocking pool)
-//!    applies the changes, checks authorship and builds the reply. The new change chunks,
+//!    applies the changes, checks authorship and the timestamps of new entries
+//!    ([`clock_guard`]: too far ahead of the hub's clock refuses the round, 422, recorded as
+//!    the till's last error) and builds the reply. The new change chunks,
 //!    the hub's clock per document, sync states, the till's reported status, the receipt and
 //!    session projections (idempotent by id) and due compactions are written, the peer's
 //!    last sync recorded, and the transaction committed — only then is the reply sent.
 //!
 //! Submodules: [`policy`] (who may see and author what), [`projection`] (session document →
-//! SQL rows), [`round`] (the CPU half), [`cache`] (loaded documents reused when their
+//! SQL rows), [`clock_guard`] (timestamps from the future), [`round`] (the CPU half), [`cache`] (loaded documents reused when their
 //! stored rows are unchanged), [`http`] (the axum handler).
 //!
 //! Documents the hub offers a till on `complete` requests: `catalogue/<store>` and the
@@ -22,6 +24,7 @@
 //! own retention), so a replaced till gets its recent sessions back.
 
 pub mod cache;
+pub mod clock_guard;
 pub mod http;
 pub mod policy;
 pub mod projection;
@@ -31,6 +34,7 @@ use crate::db::{Db, DbError, DbTx};
 use crate::metrics::Metrics;
 use automerge::ActorId;
 use cache::{DocCache, DocVersion};
+use clock_guard::{ClockGuard, FarAhead};
 use crdt_model::DocKey;
 use policy::{TillPeer, TillPolicy};
 use round::{Computed, LoadedDoc, RoundContext};
@@ -63,6 +67,9 @@ pub enum SyncRoundError {
     /// A session document that cannot be projected (invalid session, foreign header).
     #[error("projection refused: {0}")]
     Projection(String),
+    /// A new entry is stamped too far ahead of the hub's clock.
+    #[error("timestamp too far ahead: {0}")]
+    ClockAhead(FarAhead),
     /// A stored document does not load.
     #[error("stored document {doc} does not load: {reason}")]
     CorruptDoc {
@@ -89,6 +96,7 @@ impl SyncRoundError {
             SyncRoundError::Sync(_) => "invalid_message",
             SyncRoundError::NotATill(_) => "not_a_till",
             SyncRoundError::Projection(_) => "projection",
+            SyncRoundError::ClockAhead(_) => "clock_ahead",
             SyncRoundError::CorruptDoc { .. } => "corrupt_doc",
             SyncRoundError::Db(e) if e.is_client_error() => "projection",
             SyncRoundError::Db(e) if db_unavailable(e) => "unavailable",
@@ -117,6 +125,7 @@ impl From<SyncRoundError> for SyncServiceError {
         match error {
             SyncRoundError::Sync(e) => SyncServiceError::from(e),
             SyncRoundError::Projection(reason) => SyncServiceError::Rejected(reason),
+            SyncRoundError::ClockAhead(far) => SyncServiceError::Rejected(far.to_string()),
             SyncRoundError::Db(e) if e.is_client_error() => {
                 SyncServiceError::Rejected(e.to_string())
             }
@@ -166,11 +175,23 @@ impl HubSync {
         let result = self.round_inner(till, request, now).await;
         if let Err(error) = &result {
             let peer = till.peer.as_str();
-            if let Err(e) = self
-                .db
-                .record_peer_sync(peer, now, Some(error.reason()))
-                .await
-            {
+            let recorded = match error {
+                SyncRoundError::ClockAhead(far) => {
+                    self.metrics.hlc_rejected.inc();
+                    tracing::warn!(
+                        %peer,
+                        doc = %far.doc,
+                        entry = %far.entry,
+                        hlc = %far.hlc,
+                        ahead_ms = far.ahead_ms,
+                        "sync refused: till {peer} sent a timestamp too far ahead of the hub's clock"
+                    );
+                    // The whole story, so the divergence view says why the till is stuck.
+                    format!("{}: {far}", error.reason())
+                }
+                other => other.reason().to_owned(),
+            };
+            if let Err(e) = self.db.record_peer_sync(peer, now, Some(&recorded)).await {
                 tracing::warn!(%peer, error = %e, "cannot record a failed sync attempt");
             }
         }
@@ -222,6 +243,7 @@ impl HubSync {
                 policy: &policy,
                 actor: &actor,
                 now_ms: now,
+                guard: ClockGuard::new(now),
                 cache: &cache,
             };
             round::compute(&ctx, plan, loaded, reported)
@@ -311,7 +333,7 @@ async fn persist(
                 after_append(loaded, chunk_id, write.new_changes.len(), &write.compaction),
             );
             if let Some(clock) = &write.clock_json {
-                tx.set_doc_clock(&write.doc_id, clock).await?;
+                tx.set_doc_clock(&write.doc_id, clock, &write.heads).await?;
             }
             if let Some(projection) = &write.projection {
                 tx.upsert_session(&projection.session).await?;

@@ -10,7 +10,7 @@
 use crate::db::{PaymentRow, ReceiptKind, ReceiptRow, SessionRow};
 use automerge::{AutoCommit, ReadDoc, ROOT};
 use crdt_model::receipt::{PaymentMethod, Receipt, ReceiptKind as ModelKind};
-use crdt_model::session;
+use crdt_model::session::{self, SessionView};
 use crdt_model::{DocKey, ReceiptId};
 use std::collections::HashSet;
 use thiserror::Error;
@@ -61,13 +61,12 @@ pub fn receipt_ids(doc: &AutoCommit) -> HashSet<ReceiptId> {
         .unwrap_or_default()
 }
 
-/// Projects `doc` (the document of `key`), leaving out receipts in `skip`. `Ok(None)` for a
-/// document with no content yet.
-pub fn project_session(
+/// Reads `doc` (the document of `key`) as a session whose header belongs to `key`.
+/// `Ok(None)` for a document with no content yet.
+pub fn read_session(
     key: &DocKey,
     doc: &AutoCommit,
-    skip: &HashSet<ReceiptId>,
-) -> Result<Option<SessionProjection>, ProjectionError> {
+) -> Result<Option<SessionView>, ProjectionError> {
     if doc.length(ROOT) == 0 {
         return Ok(None);
     }
@@ -82,6 +81,16 @@ pub fn project_session(
             found: header_key.to_doc_id(),
         });
     }
+    Ok(Some(view))
+}
+
+/// The projection rows of a session read by [`read_session`], leaving out receipts in
+/// `skip`.
+pub fn project_view(
+    key: &DocKey,
+    view: &SessionView,
+    skip: &HashSet<ReceiptId>,
+) -> Result<SessionProjection, ProjectionError> {
     let header = &view.header;
     let close_json = view
         .close
@@ -111,7 +120,7 @@ pub fn project_session(
         .filter(|r| !skip.contains(&r.id))
         .map(receipt_row)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(SessionProjection { session, receipts }))
+    Ok(SessionProjection { session, receipts })
 }
 
 /// The name a payment method has in the projection (and the summary's `payments` keys).

@@ -1,11 +1,13 @@
 //! The CPU half of a sync round: given the plan and the loaded documents, apply the till's
 //! changes, build the reply, and work out everything to persist (new change chunks, the
-//! hub's clock per document, sync states, projection rows, compaction snapshots, the till's
-//! reported status). No IO here: it runs on the blocking pool while the database
+//! hub's clock and heads per document, sync states, projection rows, compaction snapshots,
+//! the till's reported status and heads). New entries stamped too far ahead of the hub's
+//! clock refuse the round ([`clock_guard`](crate::sync::clock_guard)). No IO here: it runs on the blocking pool while the database
 //! transaction waits, so a large document never stalls the async workers.
 
-use crate::db::{DocMeta, PeerDocStatus, StoredDoc};
+use crate::db::{DocMeta, PeerDocStatus, StoredDoc, MAX_REPORTED_HEADS};
 use crate::sync::cache::{DocCache, DocVersion};
+use crate::sync::clock_guard::ClockGuard;
 use crate::sync::policy::TillPolicy;
 use crate::sync::projection::{self, SessionProjection};
 use crate::sync::SyncRoundError;
@@ -40,6 +42,8 @@ pub struct DocWrite {
     pub new_changes: Vec<u8>,
     /// The hub's version vector after the round, as JSON (set when changes were applied).
     pub clock_json: Option<String>,
+    /// The hub's heads after the round, sorted (set with `clock_json`).
+    pub heads: Vec<ChangeHash>,
     /// New sync state for (doc, peer), when it changed.
     pub state: Option<Vec<u8>>,
     /// Projection rows, for session documents that received changes.
@@ -134,6 +138,8 @@ pub struct RoundContext<'a> {
     pub actor: &'a ActorId,
     /// Wall clock of the round, ms.
     pub now_ms: i64,
+    /// The bound on new entries' timestamps.
+    pub guard: ClockGuard,
     /// Loaded documents of earlier rounds.
     pub cache: &'a DocCache,
 }
@@ -147,7 +153,7 @@ pub fn compute(
     reported: Vec<(DocId, DocStatus)>,
 ) -> Result<Computed, SyncRoundError> {
     let peer = plan.peer().to_string();
-    let client_heads: Vec<(DocId, Vec<ChangeHash>)> = plan
+    let client_heads: BTreeMap<DocId, Vec<ChangeHash>> = plan
         .docs()
         .iter()
         .filter_map(|p| {
@@ -169,11 +175,12 @@ pub fn compute(
     let mut chunk_ids: BTreeMap<DocId, Vec<i64>> = BTreeMap::new();
     let mut states = BTreeMap::new();
     let mut projected_before: BTreeMap<DocId, HashSet<ReceiptId>> = BTreeMap::new();
+    let mut heads_before: BTreeMap<DocId, Vec<ChangeHash>> = BTreeMap::new();
     let mut versions: BTreeMap<DocId, DocVersion> = BTreeMap::new();
     for doc in loaded {
         if let Some(stored) = doc.stored {
             let version = DocVersion::of(&stored);
-            let automerge = match ctx.cache.get(doc.id.as_str(), &version) {
+            let mut automerge = match ctx.cache.get(doc.id.as_str(), &version) {
                 Some(cached) => cached,
                 None => AutoCommit::load(&stored.bytes)
                     .map_err(|e| SyncRoundError::CorruptDoc {
@@ -183,10 +190,13 @@ pub fn compute(
                     .with_actor(ctx.actor.clone()),
             };
             versions.insert(doc.id.clone(), version);
-            if incoming.contains(&doc.id) && stored.meta.kind == "session" {
-                // Receipts in the stored document were projected with the changes that
-                // brought them (same transaction), so only newer ones need inserting.
-                projected_before.insert(doc.id.clone(), projection::receipt_ids(&automerge));
+            if incoming.contains(&doc.id) {
+                heads_before.insert(doc.id.clone(), automerge.get_heads());
+                if stored.meta.kind == "session" {
+                    // Receipts in the stored document were projected with the changes that
+                    // brought them (same transaction), so only newer ones need inserting.
+                    projected_before.insert(doc.id.clone(), projection::receipt_ids(&automerge));
+                }
             }
             chunk_ids.insert(doc.id.clone(), stored.chunk_ids);
             docs.docs.insert(doc.id.clone(), automerge);
@@ -220,6 +230,7 @@ pub fn compute(
             meta: doc_meta(&key),
             new_changes: Vec::new(),
             clock_json: None,
+            heads: Vec::new(),
             state: outcome.state_changed.then_some(outcome.state),
             projection: None,
             compaction: None,
@@ -232,11 +243,31 @@ pub fn compute(
                 )));
             };
             write.clock_json = Some(clock_json(doc)?);
-            if matches!(key, DocKey::Session { .. }) {
-                let empty = HashSet::new();
-                let skip = projected_before.get(&outcome.doc).unwrap_or(&empty);
-                write.projection = projection::project_session(&key, doc, skip)
-                    .map_err(|e| SyncRoundError::Projection(e.to_string()))?;
+            write.heads = sorted(doc.get_heads());
+            let before = heads_before
+                .get(&outcome.doc)
+                .map_or(&[][..], Vec::as_slice);
+            let doc_id = outcome.doc.as_str();
+            match &key {
+                DocKey::Session { .. } => {
+                    let empty = HashSet::new();
+                    let skip = projected_before.get(&outcome.doc).unwrap_or(&empty);
+                    let view = projection::read_session(&key, doc)
+                        .map_err(|e| SyncRoundError::Projection(e.to_string()))?;
+                    if let Some(view) = view {
+                        ctx.guard
+                            .check_session(doc_id, doc, &view, before, skip)
+                            .map_err(SyncRoundError::ClockAhead)?;
+                        write.projection = Some(
+                            projection::project_view(&key, &view, skip)
+                                .map_err(|e| SyncRoundError::Projection(e.to_string()))?,
+                        );
+                    }
+                }
+                DocKey::Catalogue { .. } => ctx
+                    .guard
+                    .check_catalogue(doc_id, doc, before)
+                    .map_err(SyncRoundError::ClockAhead)?,
             }
             let loaded_chunks = chunk_ids.remove(&outcome.doc).unwrap_or_default();
             if loaded_chunks.len() + 1 > COMPACT_AFTER_CHUNKS {
@@ -252,6 +283,11 @@ pub fn compute(
         .map(|(doc, status)| {
             let clock = serde_json::to_string(&status.clock)
                 .map_err(|e| SyncRoundError::Internal(format!("cannot serialise a clock: {e}")))?;
+            // A pathological number of heads is not recorded rather than refusing the round.
+            let till_heads = client_heads
+                .get(&doc)
+                .filter(|heads| heads.len() <= MAX_REPORTED_HEADS)
+                .cloned();
             let row = PeerDocStatus {
                 peer: peer.clone(),
                 doc_id: doc.to_string(),
@@ -260,6 +296,7 @@ pub fn compute(
                     .oldest_unsynced_ms
                     .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX)),
                 reported_at_ms: ctx.now_ms,
+                till_heads,
             };
             Ok((doc, row))
         })
@@ -277,6 +314,7 @@ pub fn compute(
                 clock: clock_json(doc)?,
                 oldest_unsynced_ms: None,
                 reported_at_ms: ctx.now_ms,
+                till_heads: (heads.len() <= MAX_REPORTED_HEADS).then_some(heads),
             };
             statuses.insert(id, row);
         }

@@ -203,6 +203,12 @@ impl Till {
 
     /// Sells one item paid `cash` + `card` kopecks into session `doc`; returns the receipt.
     pub fn sell(&mut self, doc: &DocId, cash: i64, card: i64) -> Receipt {
+        let hlc = self.hlc(1);
+        self.sell_stamped(doc, cash, card, hlc)
+    }
+
+    /// [`Till::sell`] with the receipt stamped `hlc` (a till whose clock is wrong).
+    pub fn sell_stamped(&mut self, doc: &DocId, cash: i64, card: i64, hlc: Hlc) -> Receipt {
         let key = DocKey::parse(doc.as_str()).expect("key");
         let DocKey::Session { session, .. } = key else {
             panic!("not a session doc");
@@ -227,7 +233,7 @@ impl Till {
             self.store.parse().expect("store"),
             self.till.parse().expect("till"),
             session,
-            self.hlc(1),
+            hlc,
         )
         .expect("valid receipt");
         let stored = receipt.clone();
@@ -240,13 +246,18 @@ impl Till {
         receipt
     }
 
-    fn hlc(&self, logical: u32) -> Hlc {
+    /// A timestamp of this till's `node` device, `now_ms()` + `lead_ms`.
+    pub fn hlc_ahead(&self, lead_ms: u64, logical: u32) -> Hlc {
         Hlc::new(
-            now_ms(),
+            now_ms() + lead_ms,
             logical,
             &format!("{}/{}/node", self.store, self.till),
         )
         .expect("hlc")
+    }
+
+    fn hlc(&self, logical: u32) -> Hlc {
+        self.hlc_ahead(0, logical)
     }
 
     /// Runs a whole sync session with `hub`; `Err` with the status and body of the first
