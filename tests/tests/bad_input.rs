@@ -226,7 +226,9 @@ async fn hub_refuses_bad_envelopes_whole() -> anyhow::Result<()> {
         json_body.status,
         json_body.text
     );
-    let oversized = client
+    // Its own client: the hub answers 413 before reading the whole body and closes that
+    // connection, which a pooled connection reused afterwards would trip over.
+    let oversized = HubClient::new(client.base())?
         .post_sync_raw(Some(&token), CONTENT_TYPE, vec![0u8; 17 * 1024 * 1024])
         .await?;
     ensure!(

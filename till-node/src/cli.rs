@@ -196,7 +196,7 @@ mod tests {
         "--hub-token",
         "hub-secret",
         "--admin-token",
-        "admin-secret",
+        "admin-secret-0123456789",
     ];
 
     fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
@@ -222,6 +222,7 @@ mod tests {
         assert_eq!(config.hub_url.as_str(), "https://hub.example.ru/");
         assert_eq!(config.hub_token, Secret::new("hub-secret"));
         assert_eq!(config.heartbeat_secs, 30);
+        assert_eq!(config.probe_secs, 1);
         assert_eq!(config.buffer_capacity, 200);
         assert_eq!(config.retention_days, 7);
         assert_eq!(config.log_format, LogFormat::Text);
@@ -240,9 +241,10 @@ mod tests {
             till = "T9"
             hub = "http://hub.local:8443"
             hub-token = "from-file"
-            admin-token = "admin-from-file"
+            admin-token = "admin-token-from-file"
             heartbeat-secs = 10
-            device = "Касса 2"
+            probe-secs = 3
+            device = "kassa-2"
             log-format = "json"
             "#,
         );
@@ -269,7 +271,8 @@ mod tests {
             "relative to the file"
         );
         assert_eq!(config.hub_token.expose(), "from-file");
-        assert_eq!(config.device.as_deref(), Some("Касса 2"));
+        assert_eq!(config.device.as_deref(), Some("kassa-2"));
+        assert_eq!(config.probe_secs, 3, "the file sets the probe interval");
         assert_eq!(config.log_format, LogFormat::Json);
     }
 
@@ -341,6 +344,12 @@ mod tests {
             (&["--hub", "https://user:pw@hub.example.ru/"], "hub"),
             (&["--hub-token", ""], "hub-token"),
             (&["--admin-token", "   "], "admin-token"),
+            (&["--admin-token", "fifteen-chars-x"], "admin-token"),
+            (&["--probe-secs", "0"], "probe-secs"),
+            (&["--probe-secs", "3601"], "probe-secs"),
+            (&["--device", "Касса 2"], "device"),
+            (&["--device", "a/b"], "device"),
+            (&["--device", &"d".repeat(33)], "device"),
             (&["--listen", "localhost"], "listen"),
             (&["--heartbeat-secs", "0"], "heartbeat-secs"),
             (&["--buffer-capacity", "0"], "buffer-capacity"),
@@ -361,6 +370,59 @@ mod tests {
         let id = "a".repeat(32);
         let (config, _) = with(&["--store", &id, "--till", "T_1-x"]).expect("valid");
         assert_eq!(config.store_id.as_str(), id);
+    }
+
+    #[test]
+    fn admin_token_of_sixteen_characters_is_accepted() {
+        let (config, _) = with(&["--admin-token", "sixteen-chars-xy"]).expect("valid");
+        assert_eq!(config.admin_token.expose(), "sixteen-chars-xy");
+        let (config, _) = with(&["--probe-secs", "7"]).expect("valid");
+        assert_eq!(
+            config.probe_secs, 7,
+            "the command line sets the probe interval"
+        );
+    }
+
+    #[test]
+    fn clock_node_names_over_the_limit_are_refused_with_the_generated_device_too() {
+        let long = "a".repeat(32);
+        let till = "t".repeat(20);
+        // 32 + 20 + the 13 characters of a generated device + 2 slashes = 67 > 64.
+        let error = with(&["--store", &long, "--till", &till]).expect_err("too long");
+        assert!(
+            matches!(
+                error,
+                ConfigError::Invalid {
+                    key: "store/till/device",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("67") && message.contains("64"),
+            "{message}"
+        );
+        // 32 + 17 + 13 + 2 = 64 fits exactly.
+        let till = "t".repeat(17);
+        with(&["--store", &long, "--till", &till]).expect("at the limit");
+        // An explicit device counts with its own length.
+        let error = with(&[
+            "--store",
+            &long,
+            "--till",
+            &till,
+            "--device",
+            "device-14chars",
+        ])
+        .expect_err("too long with this device");
+        assert!(message_has_limit(&error), "{error}");
+        with(&["--store", &long, "--till", &till, "--device", "short"]).expect("fits");
+    }
+
+    fn message_has_limit(error: &ConfigError) -> bool {
+        matches!(error, ConfigError::Invalid { key: "store/till/device", reason } if reason.contains("64"))
     }
 
     #[test]

@@ -9,40 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use crdt_model::ids::actor_id;
 use tokio::sync::watch;
 
 use crate::api::{app, AppState};
 use crate::config::RunConfig;
 use crate::metrics::Metrics;
-use crate::node::{Node, NodeConfig, NodeHandle, DEFAULT_DEVICE};
+use crate::node::{Node, NodeConfig, NodeHandle};
 use crate::store::Store;
-use crate::sync_loop::Syncer;
+use crate::sync_loop::{SyncTiming, Syncer};
 use crate::time::now_ms;
 
 /// How often sealed sessions past retention are dropped.
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How long the sync loop gets to stop at shutdown.
 const SYNC_STOP_GRACE: Duration = Duration::from_secs(3);
-
-/// The actor device name: `--device` when it is a valid actor name, else [`DEFAULT_DEVICE`].
-pub fn device_name(config: &RunConfig) -> String {
-    let store = crdt_model::StoreId::new(config.store_id.as_str());
-    let till = crdt_model::TillId::new(config.till_id.as_str());
-    match (&config.device, store, till) {
-        (Some(device), Ok(store), Ok(till)) if actor_id(&store, &till, device).is_ok() => {
-            device.clone()
-        }
-        (Some(device), _, _) => {
-            tracing::warn!(
-                device = %device,
-                "--device is not a valid actor name (1-32 of A-Z a-z 0-9 _ -); the actor uses \"{DEFAULT_DEVICE}\""
-            );
-            DEFAULT_DEVICE.to_owned()
-        }
-        (None, _, _) => DEFAULT_DEVICE.to_owned(),
-    }
-}
 
 /// Opens the store and the node and builds the API state (no listener, no tasks).
 pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
@@ -59,18 +39,22 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
     let node_config = NodeConfig {
         store: crdt_model::StoreId::new(config.store_id.as_str())?,
         till: crdt_model::TillId::new(config.till_id.as_str())?,
-        device: device_name(config),
+        device: config.device.clone(),
         retention_days: config.retention_days,
         buffer_capacity: config.buffer_capacity,
     };
     let node =
         Node::open(store, node_config, metrics.clone()).context("cannot load the replica")?;
+    tracing::info!(device = %node.identity().device, "writing as this device");
     let node = NodeHandle::new(node);
     let syncer = Syncer::new(
         node.clone(),
         config.hub_url.as_str(),
         config.hub_token.expose(),
-        Duration::from_secs(config.heartbeat_secs),
+        SyncTiming {
+            heartbeat: Duration::from_secs(config.heartbeat_secs),
+            probe: Duration::from_secs(config.probe_secs),
+        },
         metrics.clone(),
     )
     .context("cannot set up the hub client")?;

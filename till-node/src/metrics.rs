@@ -33,6 +33,8 @@ pub struct Metrics {
     pub hlc_remote_rejected_total: IntCounter,
     /// Receipts not yet on the hub (the same as `kkt_buffer_size` until the fiscal pipeline).
     pub unsynced_receipts: IntGauge,
+    /// Documents whose changes are too large for one sync message (they cannot reach the hub).
+    pub sync_oversized_docs: IntGauge,
 }
 
 impl Metrics {
@@ -77,6 +79,11 @@ impl Metrics {
         )?;
         let unsynced_receipts =
             IntGauge::new("kkt_unsynced_receipts", "Receipts not yet held by the hub")?;
+        let sync_oversized_docs = IntGauge::new(
+            "kkt_sync_oversized_docs",
+            "Documents too large for one sync message, so they cannot reach the hub",
+        )?;
+        registry.register(Box::new(sync_oversized_docs.clone()))?;
         registry.register(Box::new(hlc_remote_rejected_total.clone()))?;
         registry.register(Box::new(unsynced_receipts.clone()))?;
         registry.register(Box::new(buffer_size.clone()))?;
@@ -99,6 +106,7 @@ impl Metrics {
             network_state,
             hlc_remote_rejected_total,
             unsynced_receipts,
+            sync_oversized_docs,
         })
     }
 
@@ -126,6 +134,7 @@ mod tests {
             "kkt_sync_duration_seconds_bucket",
             "kkt_receipts_synced_total",
             "kkt_hlc_drift_seconds",
+            "kkt_sync_oversized_docs 0",
         ] {
             assert!(text.contains(name), "{name} missing in:\n{text}");
         }

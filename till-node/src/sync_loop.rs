@@ -6,16 +6,24 @@
 //! overlap: they hold the `running` mutex, which is also what makes a forced sync answer 409
 //! while one is in progress.
 //!
-//! When sessions start: once at start, then every `--heartbeat-secs` while the link is online,
-//! every `min(heartbeat, 5 s)` while degraded or offline (a faster probe, so the till notices
-//! the link coming back), and right after a sale while online (a [`Notify`] coalesces a burst of
-//! sales into one push). Each session is one contact recorded in the [`LinkMonitor`] (latency,
-//! hub error, unreachable) and in the metrics.
+//! When sessions start: once at start, then every `--heartbeat-secs` while the link is online
+//! and the last session worked, every `--probe-secs` (default 1 s) while the link is degraded
+//! or offline or the last session failed (so buffered receipts reach a returning hub within
+//! about a second, with no operator action), and right after a sale in every link state (a
+//! [`Notify`] holds at most one wake-up, so a burst of sales makes one push, never concurrent
+//! ones). See [`next_wait`]. Each session is one contact recorded in the [`LinkMonitor`]
+//! (latency, hub error, unreachable) and in the metrics.
+//!
+//! A document whose sync message exceeds the envelope limit cannot be sent at all (see
+//! `ClientSession::oversized`): after each session the loop sets `kkt_sync_oversized_docs`
+//! and logs a warning naming each document that newly became too large.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sync_engine::http_client::{HttpSyncClient, TransportError};
+use sync_engine::{DocId, MAX_MESSAGE_BYTES};
 use tokio::sync::{watch, Notify};
 
 use crate::link::{Check, LinkMonitor, LinkState};
@@ -23,8 +31,24 @@ use crate::metrics::Metrics;
 use crate::node::{NodeError, NodeHandle, NodeTaskError};
 use crate::time::now_ms;
 
-/// Longest wait between probes while the link is not online.
-pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the loop syncs: see [`next_wait`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTiming {
+    /// Between sessions while the link is online and the last session worked.
+    pub heartbeat: Duration,
+    /// Between sessions otherwise (never longer than `heartbeat`).
+    pub probe: Duration,
+}
+
+/// How long the loop waits after a session, given the link as it stands: the heartbeat while
+/// online with no failure since, else the (shorter) probe interval.
+pub fn next_wait(link: &LinkSnapshot, timing: SyncTiming) -> Duration {
+    if link.state == LinkState::Online && link.consecutive_failures == 0 {
+        timing.heartbeat
+    } else {
+        timing.probe.min(timing.heartbeat)
+    }
+}
 /// Timeout of one round trip to the hub.
 pub const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A round trip slower than this counts as a degraded link.
@@ -98,10 +122,12 @@ pub struct Syncer {
     node: NodeHandle,
     client: HttpSyncClient,
     metrics: Metrics,
-    heartbeat: Duration,
+    timing: SyncTiming,
     link: Mutex<LinkStatus>,
     running: Arc<tokio::sync::Mutex<()>>,
     wake: Notify,
+    /// Documents too large to sync, as of the last session that built a request.
+    oversized: Mutex<BTreeSet<DocId>>,
 }
 
 impl Syncer {
@@ -110,7 +136,7 @@ impl Syncer {
         node: NodeHandle,
         hub_url: &str,
         hub_token: &str,
-        heartbeat: Duration,
+        timing: SyncTiming,
         metrics: Metrics,
     ) -> Result<Syncer, TransportError> {
         let base = format!("{}/api", hub_url.trim_end_matches('/'));
@@ -120,7 +146,7 @@ impl Syncer {
             node,
             client,
             metrics,
-            heartbeat,
+            timing,
             link: Mutex::new(LinkStatus {
                 monitor: LinkMonitor::new(SLOW_ROUND_MS, LINK_HOLD_MS),
                 snapshot: LinkSnapshot {
@@ -133,7 +159,18 @@ impl Syncer {
             }),
             running: Arc::new(tokio::sync::Mutex::new(())),
             wake: Notify::new(),
+            oversized: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// Documents too large to sync, as of the last session.
+    pub fn oversized_docs(&self) -> Vec<DocId> {
+        self.oversized
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// The link as last seen.
@@ -150,7 +187,8 @@ impl Syncer {
         self.running.try_lock().is_err()
     }
 
-    /// Asks for a push soon (after a sale); bursts coalesce into one session.
+    /// Asks for a push now (after a sale), whatever the link state; the wake-up is one stored
+    /// permit, so a burst of sales during a session makes exactly one more session.
     pub fn notify_sale(&self) {
         self.wake.notify_one();
     }
@@ -181,16 +219,16 @@ impl Syncer {
                 break;
             }
             let _ = self.sync_now().await;
-            let online = self.link().state == LinkState::Online;
-            let wait = if online {
-                self.heartbeat
-            } else {
-                self.heartbeat.min(PROBE_INTERVAL)
-            };
+            let wait = next_wait(&self.link(), self.timing);
             tokio::select! {
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // The sender is gone: nobody can stop us any more, so stop now.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
                 () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified(), if online => {}
+                () = self.wake.notified() => {}
             }
         }
         tracing::debug!("sync loop stopped");
@@ -256,18 +294,35 @@ impl Syncer {
         result
     }
 
+    /// One session; afterwards, whatever its outcome, records which documents were too large.
     async fn run_session(&self) -> Result<SyncReport, SyncFailure> {
+        let mut oversized = None;
+        let result = self.run_rounds(&mut oversized).await;
+        if let Some(oversized) = oversized {
+            self.note_oversized(oversized);
+        }
+        result
+    }
+
+    /// The rounds of one session. `oversized` is set from the session after each request it
+    /// builds (it stays `None` when the session never got that far).
+    async fn run_rounds(
+        &self,
+        oversized: &mut Option<BTreeSet<DocId>>,
+    ) -> Result<SyncReport, SyncFailure> {
         let mut session = self.node.call(|node| node.start_sync_session()).await??;
         let mut report = SyncReport::default();
         loop {
-            let (returned, request) = self
+            let (returned, request, too_large) = self
                 .node
                 .call(move |node| {
                     let request = node.sync_next_request(&mut session);
-                    (session, request)
+                    let too_large: BTreeSet<DocId> = session.oversized().cloned().collect();
+                    (session, request, too_large)
                 })
                 .await?;
             session = returned;
+            *oversized = Some(too_large);
             let Some(request) = request? else {
                 break;
             };
@@ -293,6 +348,29 @@ impl Syncer {
         }
         Ok(report)
     }
+
+    /// Sets the gauge and logs documents that became (or stopped being) too large to sync.
+    fn note_oversized(&self, now: BTreeSet<DocId>) {
+        let mut known = self
+            .oversized
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for doc in now.difference(&known) {
+            tracing::warn!(
+                %doc,
+                limit_bytes = MAX_MESSAGE_BYTES,
+                "document too large to sync: its changes exceed the sync message limit and stay \
+                 on this till until support splits or compacts it"
+            );
+        }
+        for doc in known.difference(&now) {
+            tracing::info!(%doc, "document no longer too large to sync");
+        }
+        self.metrics
+            .sync_oversized_docs
+            .set(i64::try_from(now.len()).unwrap_or(i64::MAX));
+        *known = now;
+    }
 }
 
 /// The `kkt_network_state` value of a link state.
@@ -301,5 +379,57 @@ pub fn network_gauge(state: LinkState) -> i64 {
         LinkState::Online => 0,
         LinkState::Degraded => 1,
         LinkState::Offline => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(state: LinkState, consecutive_failures: u32) -> LinkSnapshot {
+        LinkSnapshot {
+            state,
+            last_sync_ms: None,
+            last_attempt_ms: None,
+            last_error: None,
+            consecutive_failures,
+        }
+    }
+
+    const TIMING: SyncTiming = SyncTiming {
+        heartbeat: Duration::from_secs(30),
+        probe: Duration::from_secs(1),
+    };
+
+    #[test]
+    fn the_loop_probes_at_the_probe_interval_unless_online_and_well() {
+        assert_eq!(
+            next_wait(&link(LinkState::Online, 0), TIMING),
+            TIMING.heartbeat
+        );
+        for (state, failures) in [
+            (LinkState::Offline, 0),
+            (LinkState::Offline, 5),
+            (LinkState::Degraded, 0),
+            (LinkState::Online, 1),
+        ] {
+            assert_eq!(
+                next_wait(&link(state, failures), TIMING),
+                TIMING.probe,
+                "{state:?} after {failures} failures"
+            );
+        }
+    }
+
+    #[test]
+    fn the_probe_is_never_slower_than_the_heartbeat() {
+        let timing = SyncTiming {
+            heartbeat: Duration::from_secs(2),
+            probe: Duration::from_secs(10),
+        };
+        assert_eq!(
+            next_wait(&link(LinkState::Offline, 3), timing),
+            timing.heartbeat
+        );
     }
 }

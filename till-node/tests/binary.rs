@@ -121,3 +121,45 @@ async fn binary_serves_sells_and_stops_on_sigterm() {
     assert_eq!(current["sales_total"], 150_000);
     stop(child);
 }
+
+/// Runs `till-node run` with `extra` flags on a fresh directory; returns the exit code and
+/// stderr. Used for settings the daemon must refuse before it starts.
+fn refused_run(extra: &[&str], admin_token: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_till-node"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args([
+            "--store",
+            "S1",
+            "--till",
+            "T1",
+            "--hub",
+            "http://127.0.0.1:9",
+        ])
+        .args(extra)
+        .env("TILL_NODE_HUB_TOKEN", HUB)
+        .env("TILL_NODE_ADMIN_TOKEN", admin_token)
+        .stdout(Stdio::null())
+        .output()
+        .expect("till-node runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_invalid_device_or_a_short_admin_token_is_a_settings_error() {
+    let (code, stderr) = refused_run(&["--device", "Касса 2"], ADMIN);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("device"), "{stderr}");
+    let (code, stderr) = refused_run(&[], "short-token");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("admin-token"), "{stderr}");
+    assert!(stderr.contains("16"), "{stderr}");
+    assert!(
+        !stderr.contains("short-token"),
+        "the token is not echoed: {stderr}"
+    );
+}

@@ -1,12 +1,13 @@
-//! Walks the route table (auth matrix), checks the body limit, and runs the till against a hub
-//! that cannot be reached: sales keep working, the link shows offline, nothing is lost.
+//! Walks the route table (auth matrix), checks the body limit and the request timeout, and runs
+//! the till against a hub that cannot be reached: sales keep working, the link shows offline,
+//! nothing is lost.
 
 mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{sale, Till, ADMIN_TOKEN};
 use serde_json::json;
-use till_node::api::{routes, RouteAccess, MAX_BODY_BYTES};
+use till_node::api::{routes, RouteAccess, MAX_BODY_BYTES, REQUEST_TIMEOUT};
 
 fn concrete(path: &str) -> String {
     path.replace("{session_id}", &uuid::Uuid::new_v4().to_string())
@@ -211,4 +212,51 @@ async fn a_till_that_stopped_writing_refuses_sales_clearly() {
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health.body["status"], "unhealthy");
     assert_eq!(health.body["components"]["storage"]["status"], "failed");
+}
+
+/// A client that sends the headers and the start of a body, then nothing: the till answers 408
+/// once [`REQUEST_TIMEOUT`] has passed instead of holding the connection. Paused time makes the
+/// 30 s pass at once.
+#[tokio::test(start_paused = true)]
+async fn a_stuck_request_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let till = Till::open(dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("addr");
+    let router = till.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let started = tokio::time::Instant::now();
+    stream
+        .write_all(
+            b"POST /v1/kkt/receipt HTTP/1.1\r\nHost: till\r\nIdempotency-Key: stuck\r\n\
+              Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"pos_id\":",
+        )
+        .await
+        .expect("send the start");
+    let mut answer = Vec::new();
+    let read_answer = async {
+        let mut buffer = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("request_timeout") {
+            let read = stream.read(&mut buffer).await.expect("read");
+            assert!(read > 0, "connection closed without an answer: {answer:?}");
+            answer.extend_from_slice(&buffer[..read]);
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT * 2, read_answer)
+        .await
+        .expect("the till cut the request off");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        started.elapsed() >= REQUEST_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -4,7 +4,10 @@
 //! Checks: receipts reach the hub exactly once and the buffer empties; the store's catalogue
 //! arrives, is persisted and survives a restart; sync states persist, so after a restart only
 //! the new sale is unsynced; a catalogue HLC far in the future is refused by the clock and
-//! counted, without stopping the sync; a wrong hub token shows as a hub error, not a crash.
+//! counted and shown in health, without stopping the sync; a wrong hub token shows as a hub
+//! error, not a crash; an idle poll is one round trip with no changes; the sync loop delivers
+//! buffered receipts to a hub that comes back with no operator action, and a sale wakes it
+//! whatever the link state.
 
 mod common;
 
@@ -30,6 +33,8 @@ const HUB_TOKEN: &str = "hub-token";
 
 struct FakeHub {
     replica: Mutex<MemoryReplica>,
+    /// Every (request, reply) served, in order.
+    exchanges: Mutex<Vec<(Envelope, Envelope)>>,
 }
 
 impl SyncService for FakeHub {
@@ -42,7 +47,12 @@ impl SyncService for FakeHub {
             .replica
             .lock()
             .map_err(|_| SyncServiceError::Internal("poisoned".into()))?;
-        Ok(replica.serve(&peer.peer, &request)?.reply)
+        let reply = replica.serve(&peer.peer, &request)?.reply;
+        self.exchanges
+            .lock()
+            .map_err(|_| SyncServiceError::Internal("poisoned".into()))?
+            .push((request, reply.clone()));
+        Ok(reply)
     }
 }
 
@@ -63,6 +73,20 @@ async fn authenticate(mut request: Request, next: Next) -> Result<Response, Stat
 
 /// Starts the hub with a catalogue for S1 whose price was written at `price_hlc_ms`.
 async fn start_hub(price_hlc_ms: u64) -> (Arc<FakeHub>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    start_hub_on(listener, price_hlc_ms)
+}
+
+/// A loopback port where nothing listens yet (bound, read, released).
+fn free_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// Starts the hub on `listener`.
+fn start_hub_on(listener: tokio::net::TcpListener, price_hlc_ms: u64) -> (Arc<FakeHub>, String) {
     let actor = hub_actor("hub").expect("actor");
     let mut replica =
         MemoryReplica::new(PeerId::new("hub").expect("peer"), actor, Arc::new(AllowAll));
@@ -87,16 +111,24 @@ async fn start_hub(price_hlc_ms: u64) -> (Arc<FakeHub>, String) {
         .expect("catalogue written");
     let hub = Arc::new(FakeHub {
         replica: Mutex::new(replica),
+        exchanges: Mutex::new(Vec::new()),
     });
     let router: Router = Router::new()
         .nest("/api", sync_router(Arc::clone(&hub)))
         .layer(middleware::from_fn(authenticate));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, router).await });
     (hub, url)
+}
+
+/// Changes carried by one envelope entry's sync message.
+fn change_count(entry: &sync_engine::DocEntry) -> usize {
+    entry.message.as_deref().map_or(0, |bytes| {
+        automerge::sync::Message::decode(bytes)
+            .expect("a valid sync message")
+            .changes
+            .len()
+    })
 }
 
 fn catalogue_id() -> DocId {
@@ -159,10 +191,22 @@ async fn receipts_reach_the_hub_once_and_the_catalogue_comes_back() {
         assert!(text.contains("kkt_receipts_synced_total 3"), "{text}");
         assert!(text.contains("kkt_hlc_remote_rejected_total 0"), "{text}");
 
-        // An idle sync changes nothing and counts nothing.
+        // An idle sync is one round trip that carries no changes either way.
+        hub.exchanges.lock().expect("hub").clear();
         let idle = till.state.syncer().sync_now().await.expect("idle sync");
         assert_eq!(idle.receipts_synced, 0);
         assert_eq!(idle.docs_changed, 0);
+        assert_eq!(idle.rounds, 1, "an idle poll is one round trip");
+        let exchanges = hub.exchanges.lock().expect("hub").clone();
+        assert_eq!(exchanges.len(), 1, "the hub saw one request");
+        let (request, reply) = &exchanges[0];
+        assert!(
+            !request.entries.is_empty(),
+            "the poll lists the till's documents"
+        );
+        for entry in request.entries.iter().chain(reply.entries.iter()) {
+            assert_eq!(change_count(entry), 0, "{} carries changes", entry.doc);
+        }
         session
     };
 
@@ -206,8 +250,133 @@ async fn a_future_catalogue_timestamp_is_refused_by_the_clock_but_sync_goes_on()
     let metrics = till.get("/metrics").await;
     let text = metrics.body.as_str().expect("text");
     assert!(text.contains("kkt_hlc_remote_rejected_total 1"), "{text}");
+    // Support sees it in health: the clock is degraded, with the count and the offending value.
+    assert_eq!(health.body["status"], "degraded", "{}", health.body);
+    let clock = &health.body["components"]["clock"];
+    assert_eq!(clock["status"], "degraded", "{clock}");
+    assert_eq!(clock["remote_rejected"], 1, "{clock}");
+    let offending = clock["last_rejected"]["hlc"].as_str().expect("the value");
+    let parsed: Hlc = offending.parse().expect("an HLC");
+    assert_eq!(parsed.physical_ms, two_hours_ahead);
+    assert_eq!(clock["last_rejected"]["doc"], "catalogue/S1");
     let reply = till.receipt("k", &sale(1000, "cash")).await;
     assert_eq!(reply.status, StatusCode::OK);
+}
+
+/// Waits (up to `limit`) until `done` holds; panics naming `what` otherwise.
+async fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn hub_receipt_count(hub: &FakeHub, session: &str) -> usize {
+    let replica = hub.replica.lock().expect("hub");
+    let id = DocId::new(format!("session/S1/T1/{session}")).expect("doc");
+    // Between the rounds of a session the hub may hold the document still empty.
+    replica.doc(&id).map_or(0, |doc| {
+        crdt_model::session::read(doc).map_or(0, |view| view.receipts.len())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_receipts_reach_a_returning_hub_with_no_operator_action() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = till_config(dir.path(), &url, HUB_TOKEN);
+    // A heartbeat of an hour: only the probe (1 s while not online) can bring the sales over.
+    config.heartbeat_secs = 3600;
+    config.probe_secs = 1;
+    let state = open_state(&config).expect("till opens");
+    let till = Till {
+        router: app(state.clone()),
+        state,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sync_loop = tokio::spawn(Arc::clone(till.state.syncer()).run_loop(stopped));
+    let session = till.open_session(0).await;
+    for i in 0..200 {
+        let reply = till
+            .receipt(&format!("offline-{i}"), &sale(100 + i, "cash"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let syncer = Arc::clone(till.state.syncer());
+    wait_for(
+        "a failed attempt",
+        std::time::Duration::from_secs(30),
+        || syncer.link().consecutive_failures > 0,
+    )
+    .await;
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the hub takes the port back");
+    let (hub, _) = start_hub_on(listener, till_node::time::now_ms());
+    let back = std::time::Instant::now();
+    wait_for(
+        "200 receipts on the hub",
+        std::time::Duration::from_secs(60),
+        || hub_receipt_count(&hub, &session) == 200,
+    )
+    .await;
+    // Informational only (timed assertions belong to the bench, not to tests).
+    eprintln!(
+        "200 receipts on the hub {:?} after it came back",
+        back.elapsed()
+    );
+    let _ = stop.send(true);
+    sync_loop.await.expect("the loop stops");
+    let status = till.get("/v1/kkt/buffer/status").await;
+    assert_eq!(status.body["current_queued"], 0, "{}", status.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_wakes_the_sync_loop_whatever_the_link_state() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = till_config(dir.path(), &url, HUB_TOKEN);
+    // Neither the heartbeat nor the probe fires within the test: only a sale can start a sync.
+    config.heartbeat_secs = 3600;
+    config.probe_secs = 3600;
+    let state = open_state(&config).expect("till opens");
+    let till = Till {
+        router: app(state.clone()),
+        state,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sync_loop = tokio::spawn(Arc::clone(till.state.syncer()).run_loop(stopped));
+    let session = till.open_session(0).await;
+    let syncer = Arc::clone(till.state.syncer());
+    wait_for(
+        "the first attempt to fail",
+        std::time::Duration::from_secs(30),
+        || syncer.link().consecutive_failures > 0,
+    )
+    .await;
+    assert_eq!(syncer.link().state, till_node::link::LinkState::Offline);
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the hub takes the port back");
+    let (hub, _) = start_hub_on(listener, till_node::time::now_ms());
+    let reply = till.receipt("wake", &sale(1000, "cash")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    wait_for(
+        "the sale on the hub",
+        std::time::Duration::from_secs(30),
+        || hub_receipt_count(&hub, &session) == 1,
+    )
+    .await;
+    let _ = stop.send(true);
+    sync_loop.await.expect("the loop stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,9 @@
 //!   address for the POS page of that till. Cashier PIN authentication arrives with the browser
 //!   POS issue; until then anything that can reach the port can sell.
 //!
-//! Every body is limited to [`MAX_BODY_BYTES`] (413 beyond). [`app`] builds the router from a
+//! Every body is limited to [`MAX_BODY_BYTES`] (413 beyond), and every request to
+//! [`REQUEST_TIMEOUT`] from its headers to its answer, body included (408 beyond), so a stuck
+//! client or a wedged call cannot hold a connection and its task forever. [`app`] builds the router from a
 //! state and is separate from starting a server, so tests drive it with `oneshot`.
 //!
 //! Submodules: `session` (cashier routes), `status` (support routes), `body` (parsing,
@@ -22,6 +24,7 @@ mod status;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
@@ -40,6 +43,8 @@ pub use error::ApiError;
 
 /// Largest request body (256 KiB); a receipt of 500 lines is ~100 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest a request may take, reading its body included (a sale takes milliseconds).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +201,8 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
         == 0
 }
 
-/// The router: every route of [`routes`], its access rule, the body limit and a JSON 404.
+/// The router: every route of [`routes`], its access rule, the body limit, the request timeout
+/// and a JSON 404.
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes() {
@@ -211,6 +217,7 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limit_time))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -233,6 +240,26 @@ async fn require_admin(
         Some(_) => {
             tracing::warn!(path = %request.uri().path(), "admin route called with a wrong token");
             Err(ApiError::forbidden())
+        }
+    }
+}
+
+/// Answers 408 when a request takes longer than [`REQUEST_TIMEOUT`]. A node call already
+/// running completes on its blocking thread (see `NodeHandle`), so a sale may still be durable:
+/// the client retries with the same `Idempotency-Key` and gets the original answer.
+async fn limit_time(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_elapsed) => {
+            tracing::warn!(%path, timeout_s = REQUEST_TIMEOUT.as_secs(), "request timed out");
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "The request took too long and was cut off; retry it (a sale with the same \
+                 Idempotency-Key returns its original answer if it was recorded).",
+            )
+            .into_response()
         }
     }
 }

@@ -1,5 +1,10 @@
 //! Handlers of the support routes: buffer status, health, metrics and the forced sync.
 //!
+//! Health's `clock` component is `drifting` when the HLC runs [`DRIFT_ALARM_SECONDS`] ahead of
+//! the wall clock, and `degraded` once a received document carried a timestamp too far ahead
+//! for the clock to adopt (counted in `kkt_hlc_remote_rejected_total`): it shows the count and
+//! the last offending value and document, until a restart re-checks the documents.
+//!
 //! Until the fiscal pipeline arrives (next issue), the "buffer" is the set of receipts the hub
 //! does not hold yet: `current_queued` counts them and `oldest_unacknowledged_age_seconds` is the
 //! age of the oldest; the breaker is always `CLOSED` and the dead-letter queue empty.
@@ -14,7 +19,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::AppState;
 use crate::link::LinkState;
-use crate::node::percent;
+use crate::node::{percent, ClockRejections};
 use crate::time::{now_ms, rfc3339_ms};
 
 /// Health turns `degraded` when the HLC runs this far ahead of the wall clock.
@@ -32,6 +37,7 @@ struct NodeFacts {
     schema_version: i64,
     docs: usize,
     session_open: bool,
+    clock_rejections: ClockRejections,
 }
 
 async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
@@ -48,6 +54,7 @@ async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
                 schema_version: node.store().schema_version(),
                 docs: node.replica().ids().count(),
                 session_open: node.current_session().is_some(),
+                clock_rejections: node.clock_rejections().clone(),
             }
         })
         .await?;
@@ -101,7 +108,9 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
     let percent_full = percent(facts.queued, state.buffer_capacity());
     let storage_ok = facts.write_block.is_none();
     let link_ok = link.state == LinkState::Online;
-    let clock_ok = drift_seconds.abs() < DRIFT_ALARM_SECONDS;
+    let drift_ok = drift_seconds.abs() < DRIFT_ALARM_SECONDS;
+    let rejections = &facts.clock_rejections;
+    let clock_ok = drift_ok && rejections.count == 0;
     let buffer_ok = percent_full < BUFFER_ALARM_PERCENT;
     let status = if !storage_ok {
         "unhealthy"
@@ -131,10 +140,19 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
                 "last_attempt_ms": link.last_attempt_ms,
                 "consecutive_failures": link.consecutive_failures,
                 "last_error": link.last_error,
+                "oversized_docs": state.syncer().oversized_docs(),
             },
             "clock": {
-                "status": if clock_ok { "ok" } else { "drifting" },
+                "status": if !drift_ok { "drifting" } else if clock_ok { "ok" } else { "degraded" },
                 "hlc_drift_seconds": drift_seconds,
+                "remote_rejected": rejections.count,
+                "last_rejected": rejections.last.as_ref().map(|last| json!({
+                    "hlc": last.hlc,
+                    "doc": last.doc,
+                    "at": rfc3339_ms(last.at_ms),
+                    "message": "a document from the hub carries a timestamp too far ahead of this \
+                                till's clock; check the clocks of the hub and of the till that wrote it",
+                })),
             },
             "buffer": {
                 "status": if buffer_ok { "ok" } else { "filling" },

@@ -11,11 +11,13 @@
 //! durable is ever visible or acknowledged. If even that fails the node is *broken*: it refuses
 //! every write until restarted. A poisoned store (I/O failure) likewise refuses writes.
 //!
-//! Submodules: [`replica`] (live documents, unsynced counts), `handle` (the mutex and the
-//! blocking-thread calls), `ops` (sessions, cash, sales),
-//! `views` (JSON shapes of answers), `sync` (sync-session steps and retention).
+//! Submodules: [`replica`] (live documents, unsynced counts), `identity` (actor and peer ids,
+//! the per-install device name), `handle` (the mutex and the blocking-thread calls), `ops`
+//! (sessions, cash, sales), `views` (JSON shapes of answers), `sync` (sync-session steps and
+//! retention).
 
 mod handle;
+mod identity;
 mod ops;
 pub mod replica;
 mod sync;
@@ -24,11 +26,11 @@ mod tests;
 pub mod views;
 
 use automerge::transaction::CommitOptions;
-use automerge::{ActorId, ChangeHash};
+use automerge::ChangeHash;
 use crdt_model::hlc::{Hlc, HlcClock};
-use crdt_model::ids::{actor_id, DocKey};
+use crdt_model::ids::DocKey;
 use crdt_model::{ClockError, ReceiptError, ReceiptId, SessionError, SessionId, StoreId, TillId};
-use sync_engine::{DocId, PeerId, SyncError};
+use sync_engine::{DocId, SyncError};
 
 use crate::metrics::Metrics;
 use crate::policy::{TillPolicy, HUB_PEER};
@@ -37,6 +39,9 @@ use crate::time::now_ms;
 use replica::{LoadedDoc, Replica};
 
 pub use handle::{NodeHandle, NodeTaskError};
+pub use identity::{
+    resolve_device, Identity, DEVICE_META_KEY, GENERATED_DEVICE_LEN, GENERATED_DEVICE_PREFIX,
+};
 pub use ops::{Answer, IdempotencyRequest};
 pub use sync::RoundOutcome;
 
@@ -44,8 +49,6 @@ pub use sync::RoundOutcome;
 pub const COMPACT_AFTER_CHUNKS: usize = 200;
 /// Largest lead of a remote HLC over our wall clock that the clock adopts (10 minutes).
 pub const MAX_CLOCK_LEAD_MS: u64 = 10 * 60 * 1000;
-/// Actor device name used when `--device` is not a valid actor name.
-pub const DEFAULT_DEVICE: &str = "node";
 
 /// What the node needs to know about itself.
 #[derive(Debug, Clone)]
@@ -54,8 +57,9 @@ pub struct NodeConfig {
     pub store: StoreId,
     /// The till.
     pub till: TillId,
-    /// The device part of the actor id (`S1/T1/<device>`).
-    pub device: String,
+    /// The device part of the actor id (`S1/T1/<device>`) when given explicitly; `None` uses
+    /// the per-install name kept in the store ([`resolve_device`]).
+    pub device: Option<String>,
     /// Days a sealed session stays on the till once the hub holds it.
     pub retention_days: u32,
     /// Capacity of the receipt buffer (for the percentage gauge).
@@ -111,19 +115,24 @@ pub enum NodeError {
     Sync(#[from] SyncError),
 }
 
-/// The node's identity on the wire and in documents.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The store.
-    pub store: StoreId,
-    /// The till.
-    pub till: TillId,
-    /// Actor id of every change this node writes.
-    pub actor: ActorId,
-    /// Peer id towards the hub (`till:S/T`).
-    pub peer: PeerId,
-    /// The hub's peer id.
-    pub hub: PeerId,
+/// A remote timestamp the clock refused for running too far ahead of the wall clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockRejection {
+    /// The offending timestamp, in its text form.
+    pub hlc: String,
+    /// The document that carried it.
+    pub doc: String,
+    /// When it was refused (Unix ms).
+    pub at_ms: u64,
+}
+
+/// Remote timestamps refused since the node opened (for `/v1/health`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClockRejections {
+    /// How many.
+    pub count: u64,
+    /// The latest one.
+    pub last: Option<ClockRejection>,
 }
 
 /// The replica node. See the module documentation.
@@ -138,13 +147,16 @@ pub struct Node {
     retention_days: u32,
     buffer_capacity: u32,
     metrics: Metrics,
+    clock_rejections: ClockRejections,
 }
 
 impl Node {
     /// Loads every stored document, restores the clock and finds the open session.
-    pub fn open(store: Store, config: NodeConfig, metrics: Metrics) -> Result<Node, NodeError> {
-        let identity = identity(&config)?;
-        let clock_node = format!("{}/{}/{}", config.store, config.till, config.device);
+    /// The actor's device is `config.device` or the per-install name ([`resolve_device`]).
+    pub fn open(mut store: Store, config: NodeConfig, metrics: Metrics) -> Result<Node, NodeError> {
+        let device = resolve_device(&mut store, config.device.as_deref())?;
+        let identity = identity::build(&config, device)?;
+        let clock_node = format!("{}/{}/{}", config.store, config.till, identity.device);
         let high_water = match store.hlc_high_water()? {
             Some(text) => Some(text.parse::<Hlc>()?),
             None => None,
@@ -160,6 +172,7 @@ impl Node {
             retention_days: config.retention_days,
             buffer_capacity: config.buffer_capacity,
             metrics,
+            clock_rejections: ClockRejections::default(),
         };
         node.load_all()?;
         node.refresh_gauges();
@@ -235,8 +248,20 @@ impl Node {
     fn observe_hlc(&mut self, hlc: &Hlc, wall_ms: u64, doc: &str) {
         if let Err(error) = self.clock.observe(hlc, wall_ms) {
             self.metrics.hlc_remote_rejected_total.inc();
+            self.clock_rejections.count += 1;
+            self.clock_rejections.last = Some(ClockRejection {
+                hlc: hlc.to_string(),
+                doc: doc.to_owned(),
+                at_ms: wall_ms,
+            });
             tracing::warn!(%doc, hlc = %hlc, %error, "remote timestamp refused by the clock");
         }
+    }
+
+    /// Remote timestamps refused since the node opened. Sticky until a restart: the document
+    /// still holds the value, and support has to see it (a restart re-checks every document).
+    pub fn clock_rejections(&self) -> &ClockRejections {
+        &self.clock_rejections
     }
 
     /// The identity.
@@ -437,21 +462,6 @@ pub fn percent(part: usize, whole: u32) -> f64 {
         return 100.0;
     }
     part as f64 * 100.0 / f64::from(whole)
-}
-
-fn identity(config: &NodeConfig) -> Result<Identity, NodeError> {
-    let actor = actor_id(&config.store, &config.till, &config.device)
-        .map_err(|e| NodeError::Identity(e.to_string()))?;
-    let peer = PeerId::new(TillPolicy::peer_id(&config.store, &config.till))
-        .map_err(|e| NodeError::Identity(e.to_string()))?;
-    let hub = PeerId::new(HUB_PEER).map_err(|e| NodeError::Identity(e.to_string()))?;
-    Ok(Identity {
-        store: config.store.clone(),
-        till: config.till.clone(),
-        actor,
-        peer,
-        hub,
-    })
 }
 
 fn doc_id(key: &DocKey) -> Result<DocId, NodeError> {

@@ -1,5 +1,6 @@
 //! Node-level tests of the durable path: a failed commit leaves memory equal to the store,
-//! the clock never goes backwards across restarts, and the actor survives a reload.
+//! the clock never goes backwards across restarts, the per-install actor survives a reload,
+//! oversized documents are reported after a sync session.
 
 use automerge::ReadDoc;
 use crdt_model::receipt::ReceiptDraft;
@@ -12,7 +13,7 @@ fn config() -> NodeConfig {
     NodeConfig {
         store: StoreId::new("S1").expect("store"),
         till: TillId::new("T1").expect("till"),
-        device: DEFAULT_DEVICE.to_owned(),
+        device: None,
         retention_days: 7,
         buffer_capacity: 200,
     }
@@ -122,7 +123,12 @@ fn clock_and_actor_survive_a_restart() {
     let actor = node.identity.actor.clone();
     let doc = &mut node.replica.get_mut(&id).expect("doc").doc;
     assert_eq!(doc.get_actor(), &actor);
-    assert_eq!(doc.get_actor().to_bytes(), b"S1/T1/node");
+    let stored_device = node.store.meta_string(DEVICE_META_KEY).expect("meta");
+    let expected = format!(
+        "S1/T1/{}",
+        stored_device.expect("a device name was persisted")
+    );
+    assert_eq!(doc.get_actor().to_bytes(), expected.as_bytes());
     let actors: std::collections::BTreeSet<Vec<u8>> = doc
         .get_changes(&[])
         .iter()
@@ -153,4 +159,118 @@ fn unsynced_counts_follow_sales_and_survive_restart() {
         "recounted from the stored commit messages"
     );
     assert!(total.oldest_receipt_ms.is_some());
+}
+
+/// A hub for the sync-loop tests: sync-engine's `MemoryReplica` behind its axum adapter on a
+/// loopback port, at `/api/v1/sync`, taking every caller for till S1/T1.
+mod fake_hub {
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::Request;
+    use axum::middleware::{self, Next};
+    use axum::response::Response;
+    use crdt_model::ids::hub_actor;
+    use sync_engine::http_server::{sync_router, AuthenticatedPeer, SyncService, SyncServiceError};
+    use sync_engine::{AllowAll, Envelope, MemoryReplica, PeerId};
+
+    struct Hub(Mutex<MemoryReplica>);
+
+    impl SyncService for Hub {
+        async fn sync(
+            &self,
+            peer: AuthenticatedPeer,
+            request: Envelope,
+        ) -> Result<Envelope, SyncServiceError> {
+            let mut replica = self
+                .0
+                .lock()
+                .map_err(|_| SyncServiceError::Internal("poisoned".into()))?;
+            Ok(replica.serve(&peer.peer, &request)?.reply)
+        }
+    }
+
+    async fn as_till(mut request: Request, next: Next) -> Response {
+        request.extensions_mut().insert(AuthenticatedPeer {
+            peer: PeerId::new("till:S1/T1").expect("peer"),
+        });
+        next.run(request).await
+    }
+
+    /// Starts the hub; returns its base URL.
+    pub async fn start() -> String {
+        let replica = MemoryReplica::new(
+            PeerId::new("hub").expect("peer"),
+            hub_actor("hub").expect("actor"),
+            Arc::new(AllowAll),
+        );
+        let router = axum::Router::new()
+            .nest("/api", sync_router(Arc::new(Hub(Mutex::new(replica)))))
+            .layer(middleware::from_fn(as_till));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        url
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_too_large_to_sync_is_reported_after_the_session() {
+    use automerge::transaction::Transactable;
+    use rand::RngCore;
+    use std::time::Duration;
+
+    use crate::sync_loop::{SyncTiming, Syncer};
+
+    let hub = fake_hub::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = Metrics::new().expect("metrics");
+    let store = Store::open(dir.path()).expect("store");
+    let mut node = Node::open(store, config(), metrics.clone()).expect("node");
+    node.open_session("Иванова".into(), Kopecks(0), None)
+        .expect("open");
+    node.sell(draft(1000), None).expect("sale");
+    let timing = SyncTiming {
+        heartbeat: Duration::from_secs(30),
+        probe: Duration::from_secs(1),
+    };
+    let handle = NodeHandle::new(node);
+    let syncer =
+        Syncer::new(handle.clone(), &hub, "hub-token", timing, metrics.clone()).expect("syncer");
+    let report = syncer.sync_now().await.expect("a normal session");
+    assert_eq!(report.receipts_synced, 1);
+    assert!(syncer.oversized_docs().is_empty());
+    assert_eq!(metrics.sync_oversized_docs.get(), 0);
+
+    // Incompressible bytes over the sync message limit: this change can never be sent.
+    let id = handle
+        .call(|node| {
+            let id = node.current_session().cloned().expect("session");
+            let mut blob = vec![0u8; sync_engine::MAX_MESSAGE_BYTES + 1024 * 1024];
+            rand::rng().fill_bytes(&mut blob);
+            node.replica
+                .get_mut(&id)
+                .expect("doc")
+                .doc
+                .put(
+                    automerge::ROOT,
+                    "attachment",
+                    automerge::ScalarValue::Bytes(blob),
+                )
+                .expect("put");
+            node.commit_change(&id, "attachment".into(), 1, WriteBatch::new())
+                .expect("stored");
+            id
+        })
+        .await
+        .expect("node");
+    syncer
+        .sync_now()
+        .await
+        .expect("the session ends, without the document");
+    assert_eq!(syncer.oversized_docs(), vec![id]);
+    assert_eq!(metrics.sync_oversized_docs.get(), 1);
+    let text = metrics.render().expect("render");
+    assert!(text.contains("kkt_sync_oversized_docs 1"), "{text}");
 }

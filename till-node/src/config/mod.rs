@@ -11,6 +11,8 @@
 //! argument group and the TOML schema, so the two cannot drift apart); [`RunConfig`] is the
 //! validated result. Tokens are [`Secret`]s: their `Debug` prints `"***"`, they have no
 //! `Display`, so they never reach a log line by accident.
+//!
+//! Submodules: `validate` ([`RunConfig::from_partial`] and its checks), `tests`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,8 +22,18 @@ use std::str::FromStr;
 use reqwest::Url;
 use serde::Deserialize;
 
+#[cfg(test)]
+mod tests;
+mod validate;
+
 /// Default `--heartbeat-secs` (brief §4).
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;
+/// Default `--probe-secs`: how soon a till notices the hub back (brief §7: buffered receipts on
+/// the hub within 2 s of the link returning).
+pub const DEFAULT_PROBE_SECS: u64 = 1;
+/// Shortest accepted `--admin-token`: it guards the admin routes of a daemon that anything on
+/// the shop's network can reach, so it must not be guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 /// Default `--buffer-capacity`: receipts not yet acknowledged by the OFD (brief §5).
 pub const DEFAULT_BUFFER_CAPACITY: u32 = 200;
 /// Default `--retention-days` for sealed session documents on the till (brief §3).
@@ -148,14 +160,21 @@ pub struct PartialRunConfig {
         hide_env_values = true
     )]
     pub admin_token: Option<Secret>,
-    /// Seconds between sync heartbeats [default: 30].
+    /// Seconds between sync heartbeats while the link is online [default: 30].
     #[arg(long, value_name = "SECS")]
     pub heartbeat_secs: Option<u64>,
-    /// Human-readable device name, shown to support.
+    /// Seconds between probes of the hub while the link is not online or the last sync failed
+    /// [default: 1].
+    #[arg(long, value_name = "SECS")]
+    pub probe_secs: Option<u64>,
+    /// Device part of this daemon's actor id (1-32 of A-Z a-z 0-9 _ -). Default: a name
+    /// generated on the first start (`node-<8 hex>`) and kept in the till's database, so every
+    /// install writes with its own actor.
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
-    /// Fiscal buffer capacity: new sales are refused when this many receipts wait for the OFD
-    /// [default: 200].
+    /// Receipt buffer capacity [default: 200]. For now it only drives the buffer gauges and
+    /// alerts (percent full, health at 80 %); refusing sales at capacity arrives with the fiscal
+    /// buffer (next issue).
     #[arg(long, value_name = "N")]
     pub buffer_capacity: Option<u32>,
     /// Days to keep sealed session documents on the till [default: 7].
@@ -213,6 +232,7 @@ impl PartialRunConfig {
             hub_token: self.hub_token.or(lower.hub_token),
             admin_token: self.admin_token.or(lower.admin_token),
             heartbeat_secs: self.heartbeat_secs.or(lower.heartbeat_secs),
+            probe_secs: self.probe_secs.or(lower.probe_secs),
             device: self.device.or(lower.device),
             buffer_capacity: self.buffer_capacity.or(lower.buffer_capacity),
             retention_days: self.retention_days.or(lower.retention_days),
@@ -239,11 +259,14 @@ pub struct RunConfig {
     pub hub_token: Secret,
     /// Token of the till's admin routes.
     pub admin_token: Secret,
-    /// Seconds between sync heartbeats (1..=3600).
+    /// Seconds between sync heartbeats while online (1..=3600).
     pub heartbeat_secs: u64,
-    /// Human-readable device name.
+    /// Seconds between probes while not online or after a failed sync (1..=3600).
+    pub probe_secs: u64,
+    /// Explicit device part of the actor id (a valid actor name); `None`: the per-install name
+    /// kept in the store (see [`crate::node::resolve_device`]).
     pub device: Option<String>,
-    /// Fiscal buffer capacity (1..=100,000).
+    /// Receipt buffer capacity for the gauges and alerts (1..=100,000).
     pub buffer_capacity: u32,
     /// Days to keep sealed session documents (1..=365).
     pub retention_days: u32,
@@ -266,6 +289,7 @@ impl fmt::Debug for RunConfig {
             .field("hub_token", &self.hub_token)
             .field("admin_token", &self.admin_token)
             .field("heartbeat_secs", &self.heartbeat_secs)
+            .field("probe_secs", &self.probe_secs)
             .field("device", &self.device)
             .field("buffer_capacity", &self.buffer_capacity)
             .field("retention_days", &self.retention_days)
@@ -310,124 +334,6 @@ pub enum ConfigError {
     },
 }
 
-fn required<T>(value: Option<T>, key: &'static str) -> Result<T, ConfigError> {
-    value.ok_or(ConfigError::Missing { key })
-}
-
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        reason: reason.into(),
-    }
-}
-
-fn in_range<T: PartialOrd + fmt::Display + Copy>(
-    value: T,
-    low: T,
-    high: T,
-    key: &'static str,
-) -> Result<T, ConfigError> {
-    if value < low || value > high {
-        return Err(invalid(key, format!("{value} is outside {low}..={high}")));
-    }
-    Ok(value)
-}
-
-fn token(value: Option<Secret>, key: &'static str) -> Result<Secret, ConfigError> {
-    let secret = required(value, key)?;
-    if secret.expose().trim().is_empty() {
-        return Err(invalid(key, "must not be empty"));
-    }
-    if secret.expose().chars().any(char::is_control) {
-        // It goes into an HTTP header, where control characters are refused anyway.
-        return Err(invalid(key, "must not contain control characters"));
-    }
-    Ok(secret)
-}
-
-impl RunConfig {
-    /// Validates merged settings (see [`PartialRunConfig::or`]) and applies defaults.
-    pub fn from_partial(partial: PartialRunConfig) -> Result<RunConfig, ConfigError> {
-        let listen_text = required(partial.listen, "listen")?;
-        let listen = listen_text
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("listen", format!("{listen_text:?} is not IP:PORT ({e})")))?;
-        let data_dir = required(partial.data, "data")?;
-        if data_dir.as_os_str().is_empty() {
-            return Err(invalid("data", "must not be empty"));
-        }
-        let store_id = NodeIdent::parse(&required(partial.store, "store")?)
-            .map_err(|reason| invalid("store", reason))?;
-        let till_id = NodeIdent::parse(&required(partial.till, "till")?)
-            .map_err(|reason| invalid("till", reason))?;
-        let hub_text = required(partial.hub, "hub")?;
-        let hub_url = Url::parse(&hub_text)
-            .map_err(|e| invalid("hub", format!("{hub_text:?} is not a URL ({e})")))?;
-        if !matches!(hub_url.scheme(), "http" | "https") || hub_url.host_str().is_none() {
-            return Err(invalid(
-                "hub",
-                format!("{hub_text:?} is not an http(s) URL"),
-            ));
-        }
-        if !hub_url.username().is_empty() || hub_url.password().is_some() {
-            return Err(invalid(
-                "hub",
-                "must not carry credentials; use --hub-token",
-            ));
-        }
-        let hub_token = token(partial.hub_token, "hub-token")?;
-        let admin_token = token(partial.admin_token, "admin-token")?;
-        let heartbeat_secs = in_range(
-            partial.heartbeat_secs.unwrap_or(DEFAULT_HEARTBEAT_SECS),
-            1,
-            3600,
-            "heartbeat-secs",
-        )?;
-        let device = match partial.device {
-            None => None,
-            Some(name) => {
-                let length = name.chars().count();
-                if name.trim().is_empty() || length > 64 || name.chars().any(char::is_control) {
-                    return Err(invalid("device", "must be 1 to 64 printable characters"));
-                }
-                Some(name)
-            }
-        };
-        let buffer_capacity = in_range(
-            partial.buffer_capacity.unwrap_or(DEFAULT_BUFFER_CAPACITY),
-            1,
-            100_000,
-            "buffer-capacity",
-        )?;
-        let retention_days = in_range(
-            partial.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
-            1,
-            365,
-            "retention-days",
-        )?;
-        let log_filter = partial
-            .log_filter
-            .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
-        tracing_subscriber::EnvFilter::try_new(&log_filter)
-            .map_err(|e| invalid("log-filter", format!("{log_filter:?}: {e}")))?;
-        Ok(RunConfig {
-            listen,
-            data_dir,
-            store_id,
-            till_id,
-            hub_url,
-            hub_token,
-            admin_token,
-            heartbeat_secs,
-            device,
-            buffer_capacity,
-            retention_days,
-            log_format: partial.log_format.unwrap_or_default(),
-            log_filter,
-        })
-    }
-}
-
 /// A warning when a config file holding a token can be read by other users (Unix only).
 pub fn permissions_warning(path: &Path, partial: &PartialRunConfig) -> Option<String> {
     #[cfg(unix)]
@@ -448,74 +354,5 @@ pub fn permissions_warning(path: &Path, partial: &PartialRunConfig) -> Option<St
     {
         let _ = (path, partial);
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn node_ident_rules() {
-        assert!(NodeIdent::parse("S01").is_ok());
-        assert!(NodeIdent::parse("till_7-b").is_ok());
-        assert!(NodeIdent::parse(&"x".repeat(32)).is_ok());
-        assert!(NodeIdent::parse(&"x".repeat(33)).is_err());
-        assert!(NodeIdent::parse("").is_err());
-        assert!(NodeIdent::parse("касса").is_err());
-        assert!(NodeIdent::parse("a/b").is_err());
-    }
-
-    #[test]
-    fn secret_is_redacted() {
-        let secret: Secret = "s3cr3t".parse().unwrap_or_else(|never| match never {});
-        assert_eq!(format!("{secret:?}"), "\"***\"");
-        assert_eq!(secret.expose(), "s3cr3t");
-    }
-
-    #[test]
-    fn higher_source_wins_field_by_field() {
-        let high = PartialRunConfig {
-            till: Some("T2".into()),
-            ..PartialRunConfig::default()
-        };
-        let low = PartialRunConfig {
-            till: Some("T1".into()),
-            store: Some("S1".into()),
-            ..PartialRunConfig::default()
-        };
-        let merged = high.or(low);
-        assert_eq!(merged.till.as_deref(), Some("T2"));
-        assert_eq!(merged.store.as_deref(), Some("S1"));
-        assert_eq!(merged.hub, None);
-    }
-
-    #[test]
-    fn toml_keys_are_the_flag_names() {
-        let parsed = PartialRunConfig::from_toml(
-            "heartbeat-secs = 5\nbuffer-capacity = 50\nlog-format = \"json\"\n",
-            Path::new("t.toml"),
-        )
-        .expect("valid toml");
-        assert_eq!(parsed.heartbeat_secs, Some(5));
-        assert_eq!(parsed.buffer_capacity, Some(50));
-        assert_eq!(parsed.log_format, Some(LogFormat::Json));
-        let error = PartialRunConfig::from_toml("log-format = \"xml\"\n", Path::new("t.toml"))
-            .expect_err("unknown format");
-        assert!(error.to_string().contains("t.toml"), "{error}");
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn world_readable_token_file_is_warned_about() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("till.toml");
-        std::fs::write(&path, "hub-token = \"x\"\n").expect("write");
-        let partial = PartialRunConfig::from_file(&path).expect("parse");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(permissions_warning(&path, &partial).is_some());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert_eq!(permissions_warning(&path, &partial), None);
     }
 }
