@@ -9,6 +9,7 @@ use automerge::{
     ROOT,
 };
 
+use super::fiscal::{read_fiscal_in, FISCAL};
 use super::{
     Appended, CashMovement, MovementKind, PaymentTotals, SessionClose, SessionHeader,
     SessionTotals, SessionView, MAX_CASHIER_LEN, MAX_MOVEMENTS, MAX_REASON_LEN, MAX_RECEIPTS,
@@ -24,14 +25,15 @@ const KIND_KEY: &str = "kind";
 const KIND: &str = "session";
 const SCHEMA_KEY: &str = "schema";
 const HEADER: &str = "header";
-const RECEIPTS: &str = "receipts";
+pub(super) const RECEIPTS: &str = "receipts";
 const MOVEMENTS: &str = "movements";
 const CLOSE: &str = "close";
 
-type Result<T> = std::result::Result<T, SessionError>;
+pub(super) type Result<T> = std::result::Result<T, SessionError>;
 
-/// Creates a session in an empty document: header and empty receipt and movement maps,
-/// in one batch insert.
+/// Creates a session in an empty document: header and empty receipt, movement and
+/// fiscal maps, in one batch insert (made here, the fiscal map is one object on every
+/// replica rather than one per replica that first writes to it).
 pub fn open(doc: &mut AutoCommit, header: &SessionHeader) -> Result<()> {
     check_text("cashier", &header.cashier, MAX_CASHIER_LEN, false)?;
     check_amount("opening_cash", header.opening_cash, false)?;
@@ -57,6 +59,7 @@ pub fn open(doc: &mut AutoCommit, header: &SessionHeader) -> Result<()> {
         (HEADER, header_map),
         (RECEIPTS, hydrate::Value::map()),
         (MOVEMENTS, hydrate::Value::map()),
+        (FISCAL, hydrate::Value::map()),
     ]));
     doc.init_root_from_hydrate(&root)?;
     Ok(())
@@ -218,11 +221,13 @@ pub fn read<D: ReadDoc>(doc: &D) -> Result<SessionView> {
         Some(_) => return Err(corrupt(CLOSE, "not a map")),
         None => None,
     };
+    let fiscal = read_fiscal_in(doc, &receipts_obj)?;
     Ok(SessionView {
         header,
         receipts,
         movements,
         close,
+        fiscal,
     })
 }
 
@@ -302,7 +307,7 @@ fn check_movement(movement: &CashMovement) -> Result<()> {
         .map_err(|_| invalid("hlc", "invalid timestamp"))
 }
 
-fn read_header<D: ReadDoc>(doc: &D) -> Result<SessionHeader> {
+pub(super) fn read_header<D: ReadDoc>(doc: &D) -> Result<SessionHeader> {
     let kind = doc.get(ROOT, KIND_KEY)?;
     if kind.as_ref().and_then(|(value, _)| value.as_str()) != Some(KIND) {
         return Err(SessionError::NotASession);
@@ -366,14 +371,14 @@ fn read_close<D: ReadDoc>(doc: &D, obj: ObjId) -> Result<SessionClose> {
 }
 
 /// Typed reads of the scalar fields of one map object.
-struct Fields<'a, D> {
+pub(super) struct Fields<'a, D> {
     doc: &'a D,
     obj: ObjId,
     path: String,
 }
 
 impl<'a, D: ReadDoc> Fields<'a, D> {
-    fn new(doc: &'a D, obj: ObjId, path: String) -> Fields<'a, D> {
+    pub(super) fn new(doc: &'a D, obj: ObjId, path: String) -> Fields<'a, D> {
         Fields { doc, obj, path }
     }
 
@@ -387,14 +392,14 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
         }
     }
 
-    fn text(&self, key: &str) -> Result<String> {
+    pub(super) fn text(&self, key: &str) -> Result<String> {
         match self.scalar(key)? {
             ScalarValue::Str(text) => Ok(text.to_string()),
             _ => Err(corrupt(format!("{}/{key}", self.path), "not a string")),
         }
     }
 
-    fn int(&self, key: &str) -> Result<i64> {
+    pub(super) fn int(&self, key: &str) -> Result<i64> {
         match self.scalar(key)? {
             ScalarValue::Int(number) => Ok(number),
             _ => Err(corrupt(format!("{}/{key}", self.path), "not an integer")),
@@ -408,7 +413,7 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
     }
 }
 
-fn object<D: ReadDoc>(doc: &D, key: &'static str) -> Result<ObjId> {
+pub(super) fn object<D: ReadDoc>(doc: &D, key: &'static str) -> Result<ObjId> {
     match doc.get(ROOT, key)? {
         Some((Value::Object(ObjType::Map), obj)) => Ok(obj),
         Some(_) => Err(corrupt(key, "not a map")),
@@ -416,11 +421,11 @@ fn object<D: ReadDoc>(doc: &D, key: &'static str) -> Result<ObjId> {
     }
 }
 
-fn scalar<V: Into<ScalarValue>>(value: V) -> hydrate::Value {
+pub(super) fn scalar<V: Into<ScalarValue>>(value: V) -> hydrate::Value {
     hydrate::Value::Scalar(value.into())
 }
 
-fn map<const N: usize>(entries: [(&str, hydrate::Value); N]) -> hydrate::Value {
+pub(super) fn map<const N: usize>(entries: [(&str, hydrate::Value); N]) -> hydrate::Value {
     hydrate::Value::Map(hydrate::Map::from(HashMap::from(entries)))
 }
 
@@ -428,14 +433,14 @@ fn receipt_path(id: ReceiptId) -> String {
     format!("{RECEIPTS}/{id}")
 }
 
-fn corrupt(key: impl Into<String>, reason: impl ToString) -> SessionError {
+pub(super) fn corrupt(key: impl Into<String>, reason: impl ToString) -> SessionError {
     SessionError::Corrupt {
         key: key.into(),
         reason: reason.to_string(),
     }
 }
 
-fn invalid(field: &'static str, reason: &'static str) -> SessionError {
+pub(super) fn invalid(field: &'static str, reason: &'static str) -> SessionError {
     SessionError::InvalidField { field, reason }
 }
 

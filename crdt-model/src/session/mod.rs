@@ -7,11 +7,15 @@
 //! receipts  = { <receipt id>: "<canonical receipt JSON>" }
 //! movements = { <movement id>: { kind, amount, hlc, reason } }
 //! close     = { closed_at, cashier, receipts, sales_total, …, cash_balance }   (at Z)
+//! fiscal    = { <receipt id> | "z": { fn_number, fd_number, …, ofd_status } }
 //! ```
 //! Receipts are immutable, so each is one string value; a map keyed by id keeps commits
 //! flat as the session grows and makes a retried append a no-op. Only the till writes a
 //! session (its daemon and its browser, two actors), so objects are created once, at
 //! open and at close.
+//!
+//! The `fiscal` map holds the register's and the OFD's results ([`record_fiscal`]): kept
+//! apart so that a receipt, once written, is never rewritten.
 //!
 //! Every read re-validates what it returns ([`Receipt::check_invariants`], ids against
 //! keys, session against header): a corrupt entry is an error, never a wrong total.
@@ -19,6 +23,9 @@
 //! transaction for the caller to commit.
 
 mod doc;
+mod fiscal;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +35,10 @@ use crate::money::Kopecks;
 use crate::receipt::{PaymentMethod, Receipt, ReceiptKind};
 
 pub use doc::{append_movement, append_receipt, close, get_receipt, open, read, receipt_ids};
+pub use fiscal::{
+    read_fiscal, record_fiscal, FiscalRecord, FiscalTarget, OfdState, MAX_FN_DIGITS,
+    SHIFT_CLOSE_KEY,
+};
 
 /// Document schema version, stored under `schema`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -200,6 +211,8 @@ pub struct SessionView {
     pub movements: Vec<CashMovement>,
     /// The Z close, once closed.
     pub close: Option<SessionClose>,
+    /// Fiscal results by receipt id, and [`SHIFT_CLOSE_KEY`] for the Z report.
+    pub fiscal: BTreeMap<String, FiscalRecord>,
 }
 
 impl SessionView {

@@ -12,7 +12,7 @@ use crate::money::Quantity;
 use crate::receipt::{ItemDraft, PaymentDraft, PaymentMethod, ReceiptDraft, ReceiptKind};
 use crate::vat::VatRate;
 
-fn hlc(physical_ms: u64) -> Hlc {
+pub(super) fn hlc(physical_ms: u64) -> Hlc {
     Hlc::new(physical_ms, 0, "T1").expect("valid hlc")
 }
 
@@ -27,14 +27,19 @@ fn header() -> SessionHeader {
     }
 }
 
-fn open_doc() -> AutoCommit {
+pub(super) fn open_doc() -> AutoCommit {
     let mut doc = AutoCommit::new().with_actor(ActorId::from(b"S1/T1/daemon".to_vec()));
     open(&mut doc, &header()).expect("open");
     doc.commit();
     doc
 }
 
-fn receipt(n: u128, kind: ReceiptKind, at: u64, payments: &[(PaymentMethod, i64)]) -> Receipt {
+pub(super) fn receipt(
+    n: u128,
+    kind: ReceiptKind,
+    at: u64,
+    payments: &[(PaymentMethod, i64)],
+) -> Receipt {
     let total: i64 = payments.iter().map(|(_, amount)| amount).sum();
     let draft = ReceiptDraft {
         pos_id: "POS-1".to_owned(),
