@@ -7,12 +7,14 @@
 //! retried `POST /v1/kkt/receipt` safe: the idempotency record exists exactly when the sale does.
 //!
 //! Inputs are checked against hard limits before the transaction starts, so a bad batch is
-//! refused whole without touching the file.
+//! refused whole without touching the file. Refund sagas are written here too, so a saga's
+//! progress commits together with the refund it produces.
 
 use rusqlite::{params, Transaction};
 
 use super::limits::{check_blob, check_key, MAX_BATCH_BYTES, MAX_BATCH_OPS};
 use super::outbox::{self, OutboxEntry, OutboxUpdate};
+use super::saga::{self, RefundSaga, SagaState};
 use super::StoreError;
 
 /// The stored answer to one idempotent HTTP request (header `Idempotency-Key`).
@@ -85,6 +87,23 @@ pub enum WriteOp {
     /// Change the stage and bookkeeping of an existing outbox entry; a missing receipt id
     /// fails the batch with [`StoreError::NotFound`].
     UpdateOutbox(OutboxUpdate),
+    /// Insert a new refund saga; an existing key fails the batch with
+    /// [`StoreError::Duplicate`].
+    PutRefundSaga(RefundSaga),
+    /// Change the state and bookkeeping of an existing refund saga; a missing key fails the
+    /// batch with [`StoreError::NotFound`].
+    UpdateRefundSaga {
+        /// Which saga.
+        idem_key: String,
+        /// Its new state.
+        state: SagaState,
+        /// Retries so far.
+        attempts: u32,
+        /// The last failure (at most 4 KiB); `None` clears it.
+        last_error: Option<String>,
+        /// When this update was made (Unix ms).
+        updated_at_ms: i64,
+    },
 }
 
 /// An ordered set of writes committed atomically by [`super::Store::commit`].
@@ -158,6 +177,29 @@ impl WriteBatch {
     /// Records progress of a queued receipt.
     pub fn update_outbox(&mut self, update: OutboxUpdate) -> &mut WriteBatch {
         self.push(WriteOp::UpdateOutbox(update))
+    }
+
+    /// Starts a refund saga.
+    pub fn put_refund_saga(&mut self, saga: RefundSaga) -> &mut WriteBatch {
+        self.push(WriteOp::PutRefundSaga(saga))
+    }
+
+    /// Records progress of a refund saga.
+    pub fn update_refund_saga(
+        &mut self,
+        idem_key: impl Into<String>,
+        state: SagaState,
+        attempts: u32,
+        last_error: Option<String>,
+        updated_at_ms: i64,
+    ) -> &mut WriteBatch {
+        self.push(WriteOp::UpdateRefundSaga {
+            idem_key: idem_key.into(),
+            state,
+            attempts,
+            last_error,
+            updated_at_ms,
+        })
     }
 
     /// Number of writes.
@@ -250,6 +292,16 @@ fn validate_op(op: &WriteOp) -> Result<usize, StoreError> {
         }
         WriteOp::EnqueueOutbox(entry) => entry.validate(),
         WriteOp::UpdateOutbox(update) => update.validate(),
+        WriteOp::PutRefundSaga(saga) => saga.validate(),
+        WriteOp::UpdateRefundSaga {
+            idem_key,
+            last_error,
+            ..
+        } => {
+            check_key("refund saga idem_key", idem_key)?;
+            saga::check_error_text(last_error.as_deref())?;
+            Ok(last_error.as_ref().map_or(0, String::len))
+        }
     }
 }
 
@@ -314,6 +366,21 @@ fn apply_op(tx: &Transaction<'_>, op: &WriteOp) -> Result<(), StoreError> {
         }
         WriteOp::EnqueueOutbox(entry) => outbox::insert(tx, entry)?,
         WriteOp::UpdateOutbox(update) => outbox::update(tx, update)?,
+        WriteOp::PutRefundSaga(record) => saga::insert(tx, record)?,
+        WriteOp::UpdateRefundSaga {
+            idem_key,
+            state,
+            attempts,
+            last_error,
+            updated_at_ms,
+        } => saga::update(
+            tx,
+            idem_key,
+            *state,
+            *attempts,
+            last_error.as_deref(),
+            *updated_at_ms,
+        )?,
     }
     Ok(())
 }

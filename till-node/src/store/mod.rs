@@ -19,17 +19,22 @@
 //!   opening the same directory, which could otherwise fiscalise a receipt twice.
 //!
 //! Modules: [`batch`] (the atomic write), [`docs`] (documents and compaction), [`outbox`]
-//! (fiscal outbox), `schema` (pragmas and migrations), `limits`, `error`.
+//! (fiscal outbox), [`fiscal_log`] (the pipeline's log ring), [`saga`] (refund sagas), `schema`
+//! (pragmas and migrations), `limits`, `error`.
 
 pub mod batch;
 pub mod docs;
 mod error;
+pub mod fiscal_log;
 mod limits;
 pub mod outbox;
+pub mod saga;
 mod schema;
 
 #[cfg(test)]
 mod tests_docs;
+#[cfg(test)]
+mod tests_fiscal;
 #[cfg(test)]
 mod tests_writes;
 
@@ -44,8 +49,10 @@ use rusqlite::{
 pub use batch::{IdempotencyRecord, WriteBatch, WriteOp};
 pub use docs::{ChunkId, StoredDoc};
 pub use error::StoreError;
+pub use fiscal_log::{LogLevel, LogRecord, MAX_FISCAL_LOG_ROWS};
 pub use limits::{MAX_BATCH_BYTES, MAX_BATCH_OPS, MAX_BLOB_BYTES, MAX_KEY_BYTES};
-pub use outbox::{OutboxEntry, OutboxRow, OutboxStage, OutboxStats, OutboxUpdate};
+pub use outbox::{OutboxEntry, OutboxKind, OutboxRow, OutboxStage, OutboxStats, OutboxUpdate};
+pub use saga::{RefundSaga, SagaState};
 pub use schema::{DurabilityReport, APPLICATION_ID, BUSY_TIMEOUT};
 
 /// File name of the database inside the data directory.

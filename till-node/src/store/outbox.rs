@@ -7,6 +7,10 @@
 //! The `register_intent` stage is the idempotency key persisted *before* a document is sent to
 //! the register: after a crash in that stage the pipeline asks the register for its last
 //! document instead of printing again.
+//!
+//! Besides receipts the outbox carries the register's other documents ([`OutboxKind`]: shift
+//! close, cash in, cash out), because they share the register's FD numbering and must be printed
+//! in the same HLC order. Only receipts count as the fiscal buffer ([`OutboxStats`]).
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 
@@ -58,11 +62,51 @@ impl OutboxStage {
     }
 }
 
-/// A receipt queued for fiscalisation (the row as written by the sale's batch).
+/// What kind of register document an outbox job prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutboxKind {
+    /// A receipt (sale, refund, correction): the fiscal buffer.
+    Receipt,
+    /// Closing the shift (Z report).
+    CloseShift,
+    /// Cash put into the drawer.
+    CashIn,
+    /// Cash taken out of the drawer.
+    CashOut,
+}
+
+impl OutboxKind {
+    /// All kinds.
+    pub const ALL: [OutboxKind; 4] = [
+        OutboxKind::Receipt,
+        OutboxKind::CloseShift,
+        OutboxKind::CashIn,
+        OutboxKind::CashOut,
+    ];
+
+    /// The stored (and logged) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxKind::Receipt => "receipt",
+            OutboxKind::CloseShift => "close_shift",
+            OutboxKind::CashIn => "cash_in",
+            OutboxKind::CashOut => "cash_out",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<OutboxKind> {
+        OutboxKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// A job queued for the register (the row as written by the sale's batch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
-    /// The receipt's UUID (the fiscal idempotency key).
+    /// The job's UUID (the fiscal idempotency key); for a receipt, the receipt's id.
     pub receipt_id: String,
+    /// What the register prints for it.
+    pub kind: OutboxKind,
     /// The receipt's HLC in canonical string form; the drain order.
     pub hlc: String,
     /// The session document holding the receipt.
@@ -98,6 +142,8 @@ pub struct OutboxUpdate {
     pub next_attempt_at_ms: Option<i64>,
     /// What the register returned (fiscal document number, fiscal sign…), opaque here.
     pub fiscal_result: Option<Vec<u8>>,
+    /// The FN document number once fiscalised (`None` stores NULL, like every other field).
+    pub fd_number: Option<u32>,
     /// When this update was made (Unix ms).
     pub updated_at_ms: i64,
 }
@@ -134,25 +180,33 @@ pub struct OutboxRow {
     pub next_attempt_at_ms: Option<i64>,
     /// What the register returned.
     pub fiscal_result: Option<Vec<u8>>,
+    /// The job's kind, the same as `entry.kind` (copied for convenience).
+    pub kind: OutboxKind,
+    /// The FN document number, once fiscalised.
+    pub fd_number: Option<u32>,
     /// Last change (Unix ms).
     pub updated_at_ms: i64,
 }
 
-/// Counts per stage, for `/v1/kkt/buffer/status` and the metrics.
+/// Counts per stage of the fiscal buffer (receipts only), for `/v1/kkt/buffer/status` and the
+/// metrics, plus the other register jobs still pending.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxStats {
-    /// Entries in [`OutboxStage::Queued`].
+    /// Receipts in [`OutboxStage::Queued`].
     pub queued: u64,
-    /// Entries in [`OutboxStage::RegisterIntent`].
+    /// Receipts in [`OutboxStage::RegisterIntent`].
     pub register_intent: u64,
-    /// Entries in [`OutboxStage::Fiscalised`].
+    /// Receipts in [`OutboxStage::Fiscalised`].
     pub fiscalised: u64,
-    /// Entries in [`OutboxStage::Acknowledged`] not yet purged.
+    /// Receipts in [`OutboxStage::Acknowledged`] not yet purged.
     pub acknowledged: u64,
-    /// Entries in [`OutboxStage::DeadLetter`].
+    /// Receipts in [`OutboxStage::DeadLetter`].
     pub dead_letter: u64,
-    /// `created_at_ms` of the oldest entry the OFD has not acknowledged (dead letters included).
+    /// `created_at_ms` of the oldest receipt the OFD has not acknowledged (dead letters
+    /// included).
     pub oldest_unacknowledged_created_at_ms: Option<i64>,
+    /// Jobs of the other kinds neither acknowledged nor dead-lettered.
+    pub other_jobs_pending: u64,
 }
 
 impl OutboxStats {
@@ -164,13 +218,14 @@ impl OutboxStats {
 }
 
 const ROW_COLUMNS: &str = "receipt_id, hlc, doc_id, payload, created_at_ms, stage, attempts,
-                           last_error, next_attempt_at_ms, fiscal_result, updated_at_ms";
+                           last_error, next_attempt_at_ms, fiscal_result, updated_at_ms, kind,
+                           fd_number";
 
 pub(crate) fn insert(tx: &Transaction<'_>, entry: &OutboxEntry) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO fiscal_outbox(receipt_id, hlc, doc_id, payload, stage, attempts,
-                                   created_at_ms, updated_at_ms)
-         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5)",
+                                   created_at_ms, updated_at_ms, kind)
+         VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5, ?6)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -178,7 +233,8 @@ pub(crate) fn insert(tx: &Transaction<'_>, entry: &OutboxEntry) -> Result<(), St
             entry.hlc,
             entry.doc_id,
             entry.payload,
-            entry.created_at_ms
+            entry.created_at_ms,
+            entry.kind.as_str()
         ])
     })
     .map_err(|e| StoreError::from_insert("commit batch", "outbox entry", &entry.receipt_id, e))?;
@@ -189,7 +245,8 @@ pub(crate) fn update(tx: &Transaction<'_>, update: &OutboxUpdate) -> Result<(), 
     let changed = tx
         .prepare_cached(
             "UPDATE fiscal_outbox SET stage = ?2, attempts = ?3, last_error = ?4,
-                    next_attempt_at_ms = ?5, fiscal_result = ?6, updated_at_ms = ?7
+                    next_attempt_at_ms = ?5, fiscal_result = ?6, updated_at_ms = ?7,
+                    fd_number = ?8
              WHERE receipt_id = ?1",
         )
         .and_then(|mut stmt| {
@@ -200,7 +257,8 @@ pub(crate) fn update(tx: &Transaction<'_>, update: &OutboxUpdate) -> Result<(), 
                 update.last_error,
                 update.next_attempt_at_ms,
                 update.fiscal_result,
-                update.updated_at_ms
+                update.updated_at_ms,
+                update.fd_number.map(i64::from)
             ])
         })
         .map_err(|e| StoreError::from_sqlite("commit batch", e))?;
@@ -216,8 +274,17 @@ pub(crate) fn update(tx: &Transaction<'_>, update: &OutboxUpdate) -> Result<(), 
 fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<OutboxRow, StoreError>> {
     let stage_text: String = row.get(5)?;
     let attempts: i64 = row.get(6)?;
+    let kind_text: String = row.get(11)?;
+    let fd_number: Option<i64> = row.get(12)?;
+    let receipt_id: String = row.get(0)?;
+    let Some(kind) = OutboxKind::parse(&kind_text) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "outbox entry {receipt_id:?} has unknown kind {kind_text:?}"
+        ))));
+    };
     let entry = OutboxEntry {
-        receipt_id: row.get(0)?,
+        receipt_id,
+        kind,
         hlc: row.get(1)?,
         doc_id: row.get(2)?,
         payload: row.get(3)?,
@@ -235,6 +302,12 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<OutboxRow, StoreError>> {
             entry.receipt_id
         ))));
     };
+    let Ok(fd_number) = fd_number.map(u32::try_from).transpose() else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "outbox entry {:?} has FD number {fd_number:?}",
+            entry.receipt_id
+        ))));
+    };
     Ok(Ok(OutboxRow {
         entry,
         stage,
@@ -242,6 +315,8 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<OutboxRow, StoreError>> {
         last_error: row.get(7)?,
         next_attempt_at_ms: row.get(8)?,
         fiscal_result: row.get(9)?,
+        kind,
+        fd_number,
         updated_at_ms: row.get(10)?,
     }))
 }
@@ -297,6 +372,61 @@ impl Store {
         )
     }
 
+    /// The oldest job (any kind) the register still has to print — in stage queued or
+    /// register intent — in HLC order. The register prints one document at a time, in order.
+    pub fn outbox_next_for_register(&self) -> Result<Option<OutboxRow>, StoreError> {
+        let rows = self.outbox_query(
+            "stage IN (?1, ?2)",
+            &[
+                OutboxStage::Queued.as_str(),
+                OutboxStage::RegisterIntent.as_str(),
+            ],
+            1,
+            "read next outbox job for the register",
+        )?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The job the register fiscalised as document `fd`. FD numbers restart with a new FN, so
+    /// if two jobs carry the same number the latest in HLC order (the current FN's) wins.
+    pub fn outbox_by_fd(&self, fd: u32) -> Result<Option<OutboxRow>, StoreError> {
+        let op = "read outbox entry by FD number";
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM fiscal_outbox WHERE fd_number = ?1
+             ORDER BY hlc DESC, receipt_id DESC LIMIT 1"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row(params![i64::from(fd)], read_row).optional())
+            .map_err(|e| StoreError::from_sqlite(op, e))?
+            .transpose()
+    }
+
+    /// Up to `limit` (at most [`MAX_OUTBOX_READ`]) dead letters, in HLC order.
+    pub fn outbox_dead_letters(&self, limit: usize) -> Result<Vec<OutboxRow>, StoreError> {
+        self.outbox_in_stage(OutboxStage::DeadLetter, limit)
+    }
+
+    /// Puts every dead letter back in the pipeline (support's "retry"), in one transaction:
+    /// a job with an FD number was printed, so it goes back to `fiscalised` (only the OFD is
+    /// left); any other goes to `register_intent`, so the pipeline asks the register for its
+    /// last document before printing — it may have printed before failing. Attempts restart at
+    /// 0 with no backoff; the last error is kept for support. Returns how many were requeued.
+    pub fn outbox_requeue_dead_letters(&mut self, now_ms: i64) -> Result<usize, StoreError> {
+        let op = "requeue outbox dead letters";
+        self.write(op, |tx| {
+            tx.execute(
+                "UPDATE fiscal_outbox
+                 SET stage = CASE WHEN fd_number IS NOT NULL THEN 'fiscalised'
+                                  ELSE 'register_intent' END,
+                     attempts = 0, next_attempt_at_ms = NULL, updated_at_ms = ?1
+                 WHERE stage = 'dead_letter'",
+                params![now_ms],
+            )
+            .map_err(|e| StoreError::from_sqlite(op, e))
+        })
+    }
+
     fn outbox_query(
         &self,
         condition: &str,
@@ -329,14 +459,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Counts per stage and the oldest unacknowledged entry.
+    /// Counts per stage and the oldest unacknowledged entry, over receipts only; plus how many
+    /// jobs of other kinds are pending.
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         let op = "read outbox stats";
         let sqlite = |e| StoreError::from_sqlite(op, e);
         let mut stats = OutboxStats::default();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT stage, COUNT(*) FROM fiscal_outbox GROUP BY stage")
+            .prepare_cached(
+                "SELECT stage, COUNT(*) FROM fiscal_outbox WHERE kind = 'receipt' GROUP BY stage",
+            )
             .map_err(sqlite)?;
         let counts = stmt
             .query_map([], |row| {
@@ -362,11 +495,22 @@ impl Store {
         stats.oldest_unacknowledged_created_at_ms = self
             .conn
             .query_row(
-                "SELECT MIN(created_at_ms) FROM fiscal_outbox WHERE stage != 'acknowledged'",
+                "SELECT MIN(created_at_ms) FROM fiscal_outbox
+                 WHERE kind = 'receipt' AND stage != 'acknowledged'",
                 [],
                 |row| row.get(0),
             )
             .map_err(sqlite)?;
+        let other: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM fiscal_outbox
+                 WHERE kind != 'receipt' AND stage NOT IN ('acknowledged', 'dead_letter')",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(sqlite)?;
+        stats.other_jobs_pending = u64::try_from(other).unwrap_or_default();
         Ok(stats)
     }
 

@@ -45,10 +45,11 @@ struct Migration {
 }
 
 /// All migrations, in order. Tables are STRICT so a wrong type is an error, not a silent cast.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "documents, sync state, idempotency, hlc, meta, fiscal outbox",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "documents, sync state, idempotency, hlc, meta, fiscal outbox",
+        sql: "
         CREATE TABLE doc_snapshot(
             doc_id TEXT PRIMARY KEY,
             heads BLOB NOT NULL,
@@ -99,7 +100,40 @@ const MIGRATIONS: &[Migration] = &[Migration {
         ) STRICT;
         CREATE INDEX fiscal_outbox_by_stage ON fiscal_outbox(stage, hlc, receipt_id);
     ",
-}];
+    },
+    // SQLite accepts CHECK in ADD COLUMN and tests it against the existing rows (3.37+; the
+    // bundled library is newer), so the job kind is enforced by the database, not only in Rust.
+    Migration {
+        version: 2,
+        name: "outbox job kind and FD number, fiscal log, refund sagas",
+        sql: "
+        ALTER TABLE fiscal_outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'receipt'
+            CHECK(kind IN ('receipt', 'close_shift', 'cash_in', 'cash_out'));
+        ALTER TABLE fiscal_outbox ADD COLUMN fd_number INTEGER;
+        CREATE INDEX fiscal_outbox_by_fd ON fiscal_outbox(fd_number);
+        CREATE TABLE fiscal_log(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_ms INTEGER NOT NULL,
+            level TEXT NOT NULL CHECK(level IN ('INFO', 'WARN', 'ERROR')),
+            stage TEXT NOT NULL,
+            job_id TEXT,
+            message TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE refund_saga(
+            idem_key TEXT PRIMARY KEY,
+            request_sha256 BLOB NOT NULL CHECK(length(request_sha256) = 32),
+            original_receipt_id TEXT NOT NULL,
+            request BLOB NOT NULL,
+            state TEXT NOT NULL CHECK(state IN ('pending', 'done', 'failed')),
+            attempts INTEGER NOT NULL CHECK(attempts >= 0),
+            last_error TEXT,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX refund_saga_by_state ON refund_saga(state, created_at_ms, idem_key);
+    ",
+    },
+];
 
 /// The highest migration this build knows.
 pub fn latest_version() -> i64 {
@@ -171,6 +205,17 @@ pub fn durability_report(conn: &Connection) -> Result<DurabilityReport, StoreErr
 /// Stamps or checks the application id, then applies any missing migrations in one transaction.
 /// Returns the schema version now in force.
 pub fn migrate(conn: &mut Connection, path: &Path, now_ms: i64) -> Result<i64, StoreError> {
+    migrate_to(conn, path, now_ms, latest_version())
+}
+
+/// [`migrate`], stopping after migration `target` (tests build an old file with it). Returns the
+/// schema version now in force.
+pub fn migrate_to(
+    conn: &mut Connection,
+    path: &Path,
+    now_ms: i64,
+    target: i64,
+) -> Result<i64, StoreError> {
     let op = "migrate schema";
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -211,7 +256,10 @@ pub fn migrate(conn: &mut Connection, path: &Path, now_ms: i64) -> Result<i64, S
             supported: latest_version(),
         });
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+    let pending = MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target);
+    for migration in pending {
         let as_migration_error = |source| {
             // Storage failures keep their own variant so the caller sees a disk problem.
             match StoreError::from_sqlite(op, source) {
@@ -232,7 +280,7 @@ pub fn migrate(conn: &mut Connection, path: &Path, now_ms: i64) -> Result<i64, S
         .map_err(as_migration_error)?;
     }
     tx.commit().map_err(|e| StoreError::from_sqlite(op, e))?;
-    Ok(latest_version())
+    Ok(current.max(target.min(latest_version())))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use rusqlite::params;
 
 use super::{
-    IdempotencyRecord, OutboxEntry, OutboxStage, OutboxUpdate, Store, StoreError, WriteBatch,
-    MAX_BATCH_OPS,
+    IdempotencyRecord, OutboxEntry, OutboxKind, OutboxStage, OutboxUpdate, Store, StoreError,
+    WriteBatch, MAX_BATCH_OPS,
 };
 
 fn record(key: &str, created_at_ms: i64) -> IdempotencyRecord {
@@ -21,6 +21,7 @@ fn record(key: &str, created_at_ms: i64) -> IdempotencyRecord {
 fn entry(receipt_id: &str, hlc: &str) -> OutboxEntry {
     OutboxEntry {
         receipt_id: receipt_id.to_owned(),
+        kind: OutboxKind::Receipt,
         hlc: hlc.to_owned(),
         doc_id: "session-1".to_owned(),
         payload: b"{}".to_vec(),
@@ -36,6 +37,7 @@ fn update(receipt_id: &str, stage: OutboxStage, at_ms: i64) -> OutboxUpdate {
         last_error: None,
         next_attempt_at_ms: None,
         fiscal_result: None,
+        fd_number: None,
         updated_at_ms: at_ms,
     }
 }
