@@ -164,6 +164,7 @@ ensure_database
 info "$(cargo --version)"
 
 run_step "format" cargo fmt --all --check
+run_step "ops kit (promtool)" ./scripts/check-ops.sh
 run_step "clippy" cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 # The sans-IO crates must build for the browser (brief.md §2).
 run_step "wasm32 build" cargo build "${CARGO_FLAGS[@]}" -p crdt-model -p sync-engine \
