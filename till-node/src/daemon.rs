@@ -42,6 +42,7 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
         device: config.device.clone(),
         retention_days: config.retention_days,
         buffer_capacity: config.buffer_capacity,
+        fiscal_enabled: config.fiscal.is_some(),
     };
     let node =
         Node::open(store, node_config, metrics.clone()).context("cannot load the replica")?;
@@ -64,7 +65,8 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
         metrics,
         config.admin_token.expose(),
         config.buffer_capacity,
-    ))
+    )
+    .with_print_wait(Duration::from_millis(config.print_wait_ms)))
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
@@ -85,8 +87,25 @@ pub async fn serve(config: RunConfig) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sync_task = tokio::spawn(Arc::clone(state.syncer()).run_loop(stop_rx.clone()));
-    let retention_task = tokio::spawn(retention_loop(state.clone(), stop_rx));
+    let mut state = state;
+    let mut tasks = Vec::new();
+    if let Some(fiscal) = &config.fiscal {
+        let (link, pipeline) =
+            crate::fiscal_link::start(fiscal, state.node().clone(), stop_rx.clone())?;
+        tracing::info!(
+            register = %fiscal.serial_path.display(),
+            ofd = %fiscal.ofd_url,
+            "fiscal pipeline started"
+        );
+        state = state.with_fiscal(link);
+        tasks.push(tokio::spawn(pipeline));
+    } else {
+        tracing::warn!("no --register: the fiscal pipeline is off (development only)");
+    }
+    tasks.push(tokio::spawn(
+        Arc::clone(state.syncer()).run_loop(stop_rx.clone()),
+    ));
+    tasks.push(tokio::spawn(retention_loop(state.clone(), stop_rx)));
 
     axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
@@ -95,7 +114,7 @@ pub async fn serve(config: RunConfig) -> anyhow::Result<()> {
 
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    for task in [sync_task, retention_task] {
+    for task in tasks {
         let abort = task.abort_handle();
         if tokio::time::timeout(SYNC_STOP_GRACE, task).await.is_err() {
             abort.abort();

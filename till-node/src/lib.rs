@@ -26,6 +26,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fiscal_link;
 pub mod link;
 pub mod metrics;
 pub mod node;

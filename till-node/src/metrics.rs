@@ -35,6 +35,90 @@ pub struct Metrics {
     pub unsynced_receipts: IntGauge,
     /// Documents whose changes are too large for one sync message (they cannot reach the hub).
     pub sync_oversized_docs: IntGauge,
+    /// The fiscal pipeline's metrics.
+    pub fiscal: FiscalMetrics,
+}
+
+/// Metrics of the fiscal pipeline (set from its status at each scrape and status read).
+#[derive(Debug, Clone)]
+pub struct FiscalMetrics {
+    /// 0 CLOSED, 1 HALF_OPEN, 2 OPEN.
+    pub circuit_breaker_state: IntGauge,
+    /// Times the breaker opened.
+    pub circuit_breaker_opens_total: IntCounter,
+    /// Dead-lettered receipts.
+    pub dlq_size: IntGauge,
+    /// Fiscal buffer capacity.
+    pub buffer_capacity: IntGauge,
+    /// Age of the oldest receipt the OFD has not acknowledged.
+    pub oldest_unacknowledged_age_seconds: Gauge,
+    /// Age of the register's open shift (0 when closed).
+    pub shift_age_seconds: Gauge,
+    /// 1 when the register answers.
+    pub register_up: IntGauge,
+    /// Fiscal documents made.
+    pub fiscalised_total: IntCounter,
+    /// Documents the OFD acknowledged.
+    pub ofd_acknowledged_total: IntCounter,
+    /// Failed OFD deliveries.
+    pub ofd_failures_total: IntCounter,
+}
+
+impl FiscalMetrics {
+    fn new(registry: &Registry) -> Result<FiscalMetrics, prometheus::Error> {
+        let metrics = FiscalMetrics {
+            circuit_breaker_state: IntGauge::new(
+                "kkt_circuit_breaker_state",
+                "OFD circuit breaker: 0 CLOSED, 1 HALF_OPEN, 2 OPEN",
+            )?,
+            circuit_breaker_opens_total: IntCounter::new(
+                "kkt_circuit_breaker_opens_total",
+                "Times the OFD circuit breaker opened",
+            )?,
+            dlq_size: IntGauge::new("kkt_dlq_size", "Receipts in the dead-letter queue")?,
+            buffer_capacity: IntGauge::new("kkt_buffer_capacity", "Fiscal buffer capacity")?,
+            oldest_unacknowledged_age_seconds: Gauge::new(
+                "kkt_oldest_unacknowledged_age_seconds",
+                "Age of the oldest receipt not acknowledged by the OFD (limit 30 days)",
+            )?,
+            shift_age_seconds: Gauge::new(
+                "kkt_shift_age_seconds",
+                "Age of the open register shift (limit 24 h)",
+            )?,
+            register_up: IntGauge::new("kkt_register_up", "1 when the register answers")?,
+            fiscalised_total: IntCounter::new(
+                "kkt_fiscalised_total",
+                "Fiscal documents made by the register",
+            )?,
+            ofd_acknowledged_total: IntCounter::new(
+                "kkt_ofd_acknowledged_total",
+                "Fiscal documents acknowledged by the OFD",
+            )?,
+            ofd_failures_total: IntCounter::new(
+                "kkt_ofd_failures_total",
+                "Failed deliveries to the OFD",
+            )?,
+        };
+        registry.register(Box::new(metrics.circuit_breaker_state.clone()))?;
+        registry.register(Box::new(metrics.circuit_breaker_opens_total.clone()))?;
+        registry.register(Box::new(metrics.dlq_size.clone()))?;
+        registry.register(Box::new(metrics.buffer_capacity.clone()))?;
+        registry.register(Box::new(metrics.oldest_unacknowledged_age_seconds.clone()))?;
+        registry.register(Box::new(metrics.shift_age_seconds.clone()))?;
+        registry.register(Box::new(metrics.register_up.clone()))?;
+        registry.register(Box::new(metrics.fiscalised_total.clone()))?;
+        registry.register(Box::new(metrics.ofd_acknowledged_total.clone()))?;
+        registry.register(Box::new(metrics.ofd_failures_total.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Raises a counter to `total` (the pipeline keeps running totals; counters only grow).
+    pub fn catch_up(counter: &IntCounter, total: u64) {
+        let current = counter.get();
+        if total > current {
+            counter.inc_by(total - current);
+        }
+    }
 }
 
 impl Metrics {
@@ -94,7 +178,9 @@ impl Metrics {
         registry.register(Box::new(receipts_accepted_total.clone()))?;
         registry.register(Box::new(sync_failures_total.clone()))?;
         registry.register(Box::new(network_state.clone()))?;
+        let fiscal = FiscalMetrics::new(&registry)?;
         Ok(Self {
+            fiscal,
             registry,
             buffer_size,
             buffer_percent_full,

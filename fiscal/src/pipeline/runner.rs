@@ -278,6 +278,8 @@ where
                             if step.register_error.is_none() {
                                 self.status.fiscalised_total += 1;
                             }
+                            // The register's shift and counters changed: re-read soon.
+                            self.last_poll_ms = 0;
                             self.publish();
                             continue;
                         }

@@ -171,6 +171,15 @@ impl From<NodeError> for ApiError {
                 "session_not_found",
                 format!("Cash session {id} is not on this till."),
             ),
+            NodeError::BufferFull { count, capacity } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "buffer_full",
+                format!(
+                    "Продажи приостановлены: {count} из {capacity} чеков ещё не подтверждены ОФД. \
+                     Позовите старшего кассира или поддержку. / Sales are paused: {count} of \
+                     {capacity} receipts are not yet acknowledged by the OFD; call support."
+                ),
+            ),
             NodeError::OriginalNotFound(id) => conflict(
                 "original_not_found",
                 format!("The original receipt {id} is not known on this till yet; retry later."),

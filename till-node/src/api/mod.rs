@@ -19,6 +19,8 @@
 
 pub mod body;
 pub mod error;
+mod fiscal;
+mod printed;
 mod session;
 mod status;
 
@@ -36,6 +38,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 use tower_http::trace::TraceLayer;
 
+use crate::fiscal_link::FiscalLink;
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
 use crate::sync_loop::Syncer;
@@ -120,6 +123,15 @@ pub fn routes() -> Vec<Route> {
         Route::post("/v1/kkt/receipt", Public, session::receipt),
         Route::get("/v1/kkt/buffer/status", Public, status::buffer_status),
         Route::post("/v1/kkt/buffer/sync", Admin, status::force_sync),
+        Route::get("/v1/kkt/buffer/logs", Public, fiscal::logs),
+        Route::post(
+            "/v1/kkt/circuit_breaker/reset",
+            Admin,
+            fiscal::reset_breaker,
+        ),
+        Route::get("/v1/kkt/dlq", Admin, fiscal::dead_letters),
+        Route::post("/v1/kkt/dlq/requeue", Admin, fiscal::requeue),
+        Route::post("/v1/session/x_report", Public, fiscal::x_report),
         Route::get("/v1/health", Public, status::health),
         Route::get("/metrics", Public, status::metrics),
     ]
@@ -137,6 +149,8 @@ struct Shared {
     metrics: Metrics,
     admin_token_sha256: [u8; 32],
     buffer_capacity: u32,
+    fiscal: Option<FiscalLink>,
+    print_wait: Duration,
 }
 
 impl fmt::Debug for AppState {
@@ -163,8 +177,53 @@ impl AppState {
                 metrics,
                 admin_token_sha256: Sha256::digest(admin_token.as_bytes()).into(),
                 buffer_capacity,
+                fiscal: None,
+                print_wait: Duration::ZERO,
             }),
         }
+    }
+
+    /// Attaches the running fiscal pipeline (call before serving).
+    pub fn with_fiscal(self, link: FiscalLink) -> AppState {
+        let mut shared = self.into_shared();
+        shared.fiscal = Some(link);
+        AppState {
+            inner: Arc::new(shared),
+        }
+    }
+
+    /// How long a sale waits for the register before answering `buffered`.
+    pub fn with_print_wait(self, wait: Duration) -> AppState {
+        let mut shared = self.into_shared();
+        shared.print_wait = wait;
+        AppState {
+            inner: Arc::new(shared),
+        }
+    }
+
+    fn into_shared(self) -> Shared {
+        match Arc::try_unwrap(self.inner) {
+            Ok(shared) => shared,
+            Err(inner) => Shared {
+                node: inner.node.clone(),
+                syncer: Arc::clone(&inner.syncer),
+                metrics: inner.metrics.clone(),
+                admin_token_sha256: inner.admin_token_sha256,
+                buffer_capacity: inner.buffer_capacity,
+                fiscal: inner.fiscal.clone(),
+                print_wait: inner.print_wait,
+            },
+        }
+    }
+
+    /// The fiscal pipeline, when the till has a register.
+    pub fn fiscal(&self) -> Option<&FiscalLink> {
+        self.inner.fiscal.as_ref()
+    }
+
+    /// How long a sale waits for the register.
+    pub fn print_wait(&self) -> Duration {
+        self.inner.print_wait
     }
 
     /// The node.
@@ -286,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn route_table_has_unique_rows_and_one_admin_route() {
+    fn route_table_has_unique_rows_and_these_admin_routes() {
         let table = routes();
         let mut seen = std::collections::BTreeSet::new();
         for route in &table {
@@ -300,6 +359,14 @@ mod tests {
             .filter(|r| r.access == RouteAccess::Admin)
             .map(|r| r.path)
             .collect();
-        assert_eq!(admin, ["/v1/kkt/buffer/sync"]);
+        assert_eq!(
+            admin,
+            [
+                "/v1/kkt/buffer/sync",
+                "/v1/kkt/circuit_breaker/reset",
+                "/v1/kkt/dlq",
+                "/v1/kkt/dlq/requeue"
+            ]
+        );
     }
 }

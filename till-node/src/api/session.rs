@@ -87,7 +87,15 @@ where
     F: FnOnce(&mut crate::node::Node) -> Result<Answer, NodeError> + Send + 'static,
 {
     let answer = state.node().call(write).await??;
+    wake_pipeline(state);
     Ok(respond(state, answer))
+}
+
+/// A write may have queued a fiscal job: let the pipeline know at once.
+fn wake_pipeline(state: &AppState) {
+    if let Some(link) = state.fiscal() {
+        link.handle.wake();
+    }
 }
 
 /// `POST /v1/session/open`.
@@ -191,5 +199,11 @@ pub async fn receipt(
     let value = json_value(body, false)?;
     let idem = idempotency(&headers, &value, true)?;
     let draft: ReceiptDraft = typed(value)?;
-    run_write(&state, move |node| node.sell(draft, idem.as_ref())).await
+    let answer = state
+        .node()
+        .call(move |node| node.sell(draft, idem.as_ref()))
+        .await??;
+    wake_pipeline(&state);
+    let answer = super::printed::upgrade(&state, answer).await;
+    Ok(respond(&state, answer))
 }

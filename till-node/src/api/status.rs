@@ -17,10 +17,13 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::fiscal;
 use super::AppState;
 use crate::link::LinkState;
 use crate::node::{percent, ClockRejections};
+use crate::store::OutboxStats;
 use crate::time::{now_ms, rfc3339_ms};
+use ::fiscal::pipeline::Status;
 
 /// Health turns `degraded` when the HLC runs this far ahead of the wall clock.
 pub const DRIFT_ALARM_SECONDS: f64 = 60.0;
@@ -38,6 +41,68 @@ struct NodeFacts {
     docs: usize,
     session_open: bool,
     clock_rejections: ClockRejections,
+    /// The fiscal buffer, when the till has a register.
+    outbox: Option<OutboxStats>,
+    session_opened_ms: Option<u64>,
+}
+
+impl NodeFacts {
+    /// The buffer: receipts the OFD has not acknowledged when fiscal, else not on the hub.
+    fn buffer(&self) -> (usize, Option<u64>) {
+        match &self.outbox {
+            Some(stats) => (
+                usize::try_from(stats.unacknowledged()).unwrap_or(usize::MAX),
+                stats
+                    .oldest_unacknowledged_created_at_ms
+                    .and_then(|ms| u64::try_from(ms).ok()),
+            ),
+            None => (self.queued, self.oldest_receipt_ms),
+        }
+    }
+}
+
+/// The fiscal view shared by status, health and metrics.
+struct FiscalFacts {
+    status: Option<Status>,
+    oldest_age: u64,
+    shift_age: u64,
+    dlq: u64,
+}
+
+fn fiscal_facts(state: &AppState, facts: &NodeFacts, now: u64) -> FiscalFacts {
+    let status = state.fiscal().map(|link| link.handle.status());
+    let (_, oldest) = facts.buffer();
+    let oldest_age = oldest.map_or(0, |oldest| now.saturating_sub(oldest) / 1000);
+    let shift_age = facts
+        .session_opened_ms
+        .map_or(0, |opened| now.saturating_sub(opened) / 1000);
+    let dlq = facts.outbox.as_ref().map_or(0, |stats| stats.dead_letter);
+    fiscal::update_metrics(
+        state.metrics(),
+        status.as_ref(),
+        facts.outbox.as_ref(),
+        state.buffer_capacity(),
+        oldest_age,
+        shift_age,
+    );
+    FiscalFacts {
+        status,
+        oldest_age,
+        shift_age,
+        dlq,
+    }
+}
+
+fn alert_level(percent_full: f64) -> &'static str {
+    if percent_full >= 100.0 {
+        "full"
+    } else if percent_full >= 90.0 {
+        "critical"
+    } else if percent_full >= BUFFER_ALARM_PERCENT {
+        "warning"
+    } else {
+        "none"
+    }
 }
 
 async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
@@ -55,6 +120,12 @@ async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
                 docs: node.replica().ids().count(),
                 session_open: node.current_session().is_some(),
                 clock_rejections: node.clock_rejections().clone(),
+                outbox: if node.fiscal_enabled() {
+                    node.outbox_stats().ok()
+                } else {
+                    None
+                },
+                session_opened_ms: node.session_opened_ms(),
             }
         })
         .await?;
@@ -67,14 +138,20 @@ struct BufferStatus {
     total_capacity: u32,
     current_queued: usize,
     percent_full: f64,
+    alert: &'static str,
     network_status: &'static str,
     circuit_state: &'static str,
     last_sync: Option<String>,
     last_sync_ms: Option<u64>,
     oldest_unacknowledged_age_seconds: u64,
+    oldest_unacknowledged_limit_seconds: u64,
+    shift_age_seconds: u64,
+    shift_limit_seconds: u64,
     dlq_size: u64,
     unsynced_receipts: usize,
     sync_running: bool,
+    stages: Option<serde_json::Value>,
+    register: serde_json::Value,
 }
 
 /// `GET /v1/kkt/buffer/status`.
@@ -82,20 +159,32 @@ pub async fn buffer_status(State(state): State<AppState>) -> Result<Response, Ap
     let facts = node_facts(&state).await?;
     let link = state.syncer().link();
     let now = now_ms();
+    let fiscal_view = fiscal_facts(&state, &facts, now);
+    let (queued, _) = facts.buffer();
+    let percent_full = percent(queued, state.buffer_capacity());
+    let breaker = fiscal_view.status.as_ref().and_then(|s| s.breaker);
     let status = BufferStatus {
         total_capacity: state.buffer_capacity(),
-        current_queued: facts.queued,
-        percent_full: percent(facts.queued, state.buffer_capacity()),
+        current_queued: queued,
+        percent_full,
+        alert: alert_level(percent_full),
         network_status: link.state.as_str(),
-        circuit_state: "CLOSED",
+        circuit_state: breaker.map_or("CLOSED", |b| fiscal::breaker_name(b.state)),
         last_sync: link.last_sync_ms.map(rfc3339_ms),
         last_sync_ms: link.last_sync_ms,
-        oldest_unacknowledged_age_seconds: facts
-            .oldest_receipt_ms
-            .map_or(0, |oldest| now.saturating_sub(oldest) / 1000),
-        dlq_size: 0,
+        oldest_unacknowledged_age_seconds: fiscal_view.oldest_age,
+        oldest_unacknowledged_limit_seconds: fiscal::OFD_LIMIT_SECONDS,
+        shift_age_seconds: fiscal_view.shift_age,
+        shift_limit_seconds: fiscal::SHIFT_LIMIT_SECONDS,
+        dlq_size: fiscal_view.dlq,
         unsynced_receipts: facts.queued,
         sync_running: state.syncer().is_running(),
+        stages: facts.outbox.as_ref().map(|stats| {
+            json!({"queued": stats.queued, "register_intent": stats.register_intent,
+                   "fiscalised": stats.fiscalised, "acknowledged": stats.acknowledged,
+                   "dead_letter": stats.dead_letter})
+        }),
+        register: fiscal::register_json(fiscal_view.status.as_ref()),
     };
     Ok(Json(status).into_response())
 }
@@ -105,7 +194,16 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
     let facts = node_facts(&state).await?;
     let link = state.syncer().link();
     let drift_seconds = facts.drift_ms as f64 / 1000.0;
-    let percent_full = percent(facts.queued, state.buffer_capacity());
+    let fiscal_view = fiscal_facts(&state, &facts, now_ms());
+    let (queued, _) = facts.buffer();
+    let percent_full = percent(queued, state.buffer_capacity());
+    let breaker = fiscal_view.status.as_ref().and_then(|s| s.breaker);
+    let breaker_ok = breaker.is_none_or(|b| b.state == ::fiscal::breaker::BreakerState::Closed);
+    let register_ok = fiscal_view
+        .status
+        .as_ref()
+        .is_none_or(|s| s.register_state == "ok");
+    let legal = fiscal::legal_status(fiscal_view.oldest_age, fiscal_view.shift_age);
     let storage_ok = facts.write_block.is_none();
     let link_ok = link.state == LinkState::Online;
     let drift_ok = drift_seconds.abs() < DRIFT_ALARM_SECONDS;
@@ -114,7 +212,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
     let buffer_ok = percent_full < BUFFER_ALARM_PERCENT;
     let status = if !storage_ok {
         "unhealthy"
-    } else if link_ok && clock_ok && buffer_ok {
+    } else if link_ok && clock_ok && buffer_ok && breaker_ok && register_ok && legal == "ok" {
         "healthy"
     } else {
         "degraded"
@@ -156,11 +254,22 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
             },
             "buffer": {
                 "status": if buffer_ok { "ok" } else { "filling" },
-                "current_queued": facts.queued,
+                "current_queued": queued,
                 "total_capacity": state.buffer_capacity(),
                 "percent_full": percent_full,
+                "alert": alert_level(percent_full),
             },
             "session": {"open": facts.session_open},
+            "circuit_breaker": fiscal::breaker_json(breaker),
+            "register": fiscal::register_json(fiscal_view.status.as_ref()),
+            "fiscal": {
+                "status": legal,
+                "oldest_unacknowledged_age_seconds": fiscal_view.oldest_age,
+                "oldest_unacknowledged_limit_seconds": fiscal::OFD_LIMIT_SECONDS,
+                "shift_age_seconds": fiscal_view.shift_age,
+                "shift_limit_seconds": fiscal::SHIFT_LIMIT_SECONDS,
+                "dlq_size": fiscal_view.dlq,
+            },
         },
     });
     let code = if storage_ok {
@@ -173,7 +282,8 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    node_facts(&state).await?;
+    let facts = node_facts(&state).await?;
+    fiscal_facts(&state, &facts, now_ms());
     let text = state
         .metrics()
         .render()
@@ -192,6 +302,10 @@ pub async fn force_sync(
     State(state): State<AppState>,
     RawQuery(_query): RawQuery,
 ) -> Result<Response, ApiError> {
+    if let Some(link) = state.fiscal() {
+        // The emergency drain: forget the OFD retry timers (the breaker keeps its own).
+        let _ = link.handle.send(::fiscal::pipeline::Command::DrainNow);
+    }
     if state.syncer().try_start() {
         tracing::info!("sync forced by an admin");
         let body = json!({"status": "started", "message": "A sync with the hub has started."});

@@ -172,14 +172,24 @@ pub struct PartialRunConfig {
     /// install writes with its own actor.
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
-    /// Receipt buffer capacity [default: 200]. For now it only drives the buffer gauges and
-    /// alerts (percent full, health at 80 %); refusing sales at capacity arrives with the fiscal
-    /// buffer (next issue).
+    /// Fiscal buffer capacity [default: 200]: receipts not yet acknowledged by the OFD. With a
+    /// register configured, sales are refused (503) when it is full; alerts start at 80 %.
     #[arg(long, value_name = "N")]
     pub buffer_capacity: Option<u32>,
     /// Days to keep sealed session documents on the till [default: 7].
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
+    /// The cash register: `serial:PATH` (Shtrih-M protocol on a serial port or pseudo-terminal).
+    /// Without it the fiscal pipeline is off (development only). Needs `--ofd`.
+    #[arg(long, value_name = "serial:PATH")]
+    pub register: Option<String>,
+    /// Base URL of the OFD (fiscal data operator) exchange. Needs `--register`.
+    #[arg(long, value_name = "URL")]
+    pub ofd: Option<String>,
+    /// How long a sale waits for the register before answering `buffered` instead of `printed`
+    /// [default: 3000 ms; 0 answers at once].
+    #[arg(long, value_name = "MS")]
+    pub print_wait_ms: Option<u64>,
     /// Log format [default: text].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -236,10 +246,22 @@ impl PartialRunConfig {
             device: self.device.or(lower.device),
             buffer_capacity: self.buffer_capacity.or(lower.buffer_capacity),
             retention_days: self.retention_days.or(lower.retention_days),
+            register: self.register.or(lower.register),
+            ofd: self.ofd.or(lower.ofd),
+            print_wait_ms: self.print_wait_ms.or(lower.print_wait_ms),
             log_format: self.log_format.or(lower.log_format),
             log_filter: self.log_filter.or(lower.log_filter),
         }
     }
+}
+
+/// Where the fiscal pipeline talks to: the register's serial port and the OFD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiscalConfig {
+    /// Serial port (or pseudo-terminal) of the Shtrih-M register.
+    pub serial_path: PathBuf,
+    /// Base URL of the OFD exchange.
+    pub ofd_url: Url,
 }
 
 /// The validated settings of `till-node run`. `Debug` redacts the tokens.
@@ -266,10 +288,14 @@ pub struct RunConfig {
     /// Explicit device part of the actor id (a valid actor name); `None`: the per-install name
     /// kept in the store (see [`crate::node::resolve_device`]).
     pub device: Option<String>,
-    /// Receipt buffer capacity for the gauges and alerts (1..=100,000).
+    /// Fiscal buffer capacity (1..=100,000).
     pub buffer_capacity: u32,
     /// Days to keep sealed session documents (1..=365).
     pub retention_days: u32,
+    /// The register and the OFD, when the fiscal pipeline is on.
+    pub fiscal: Option<FiscalConfig>,
+    /// How long a sale waits for the register (0..=30,000 ms).
+    pub print_wait_ms: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (EnvFilter syntax).
@@ -293,6 +319,8 @@ impl fmt::Debug for RunConfig {
             .field("device", &self.device)
             .field("buffer_capacity", &self.buffer_capacity)
             .field("retention_days", &self.retention_days)
+            .field("fiscal", &self.fiscal)
+            .field("print_wait_ms", &self.print_wait_ms)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .finish()

@@ -4,14 +4,15 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use crdt_model::hlc::MAX_NODE_LEN;
 use reqwest::Url;
 
 use super::{
-    ConfigError, NodeIdent, PartialRunConfig, RunConfig, Secret, DEFAULT_BUFFER_CAPACITY,
-    DEFAULT_HEARTBEAT_SECS, DEFAULT_LOG_FILTER, DEFAULT_PROBE_SECS, DEFAULT_RETENTION_DAYS,
-    MIN_ADMIN_TOKEN_CHARS,
+    ConfigError, FiscalConfig, NodeIdent, PartialRunConfig, RunConfig, Secret,
+    DEFAULT_BUFFER_CAPACITY, DEFAULT_HEARTBEAT_SECS, DEFAULT_LOG_FILTER, DEFAULT_PROBE_SECS,
+    DEFAULT_RETENTION_DAYS, MIN_ADMIN_TOKEN_CHARS,
 };
 use crate::node::GENERATED_DEVICE_LEN;
 
@@ -117,6 +118,13 @@ impl RunConfig {
             365,
             "retention-days",
         )?;
+        let fiscal = fiscal_config(partial.register, partial.ofd)?;
+        let print_wait_ms = in_range(
+            partial.print_wait_ms.unwrap_or(DEFAULT_PRINT_WAIT_MS),
+            0,
+            30_000,
+            "print-wait-ms",
+        )?;
         let log_filter = partial
             .log_filter
             .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
@@ -135,10 +143,46 @@ impl RunConfig {
             device,
             buffer_capacity,
             retention_days,
+            fiscal,
+            print_wait_ms,
             log_format: partial.log_format.unwrap_or_default(),
             log_filter,
         })
     }
+}
+
+/// How long a sale waits for the register by default.
+pub const DEFAULT_PRINT_WAIT_MS: u64 = 3_000;
+
+/// `--register serial:PATH` and `--ofd URL`, both or neither.
+fn fiscal_config(
+    register: Option<String>,
+    ofd: Option<String>,
+) -> Result<Option<FiscalConfig>, ConfigError> {
+    let (register, ofd) = match (register, ofd) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => return Err(invalid("ofd", "is required with --register")),
+        (None, Some(_)) => return Err(invalid("register", "is required with --ofd")),
+        (Some(register), Some(ofd)) => (register, ofd),
+    };
+    let path = match register.strip_prefix("serial:") {
+        Some(path) if !path.trim().is_empty() => PathBuf::from(path),
+        _ => {
+            return Err(invalid(
+                "register",
+                format!("{register:?} is not serial:PATH (e.g. serial:/dev/ttyUSB0)"),
+            ))
+        }
+    };
+    let ofd_url =
+        Url::parse(&ofd).map_err(|e| invalid("ofd", format!("{ofd:?} is not a URL ({e})")))?;
+    if !matches!(ofd_url.scheme(), "http" | "https") || ofd_url.host_str().is_none() {
+        return Err(invalid("ofd", format!("{ofd:?} is not an http(s) URL")));
+    }
+    Ok(Some(FiscalConfig {
+        serial_path: path,
+        ofd_url,
+    }))
 }
 
 /// Checks that `--device` (when given) is a valid actor name and that the clock's node name

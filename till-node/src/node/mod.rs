@@ -16,6 +16,7 @@
 //! (sessions, cash, sales), `views` (JSON shapes of answers), `sync` (sync-session steps and
 //! retention).
 
+mod fiscal;
 mod handle;
 mod identity;
 mod ops;
@@ -38,6 +39,7 @@ use crate::store::{Store, StoreError, WriteBatch};
 use crate::time::now_ms;
 use replica::{LoadedDoc, Replica};
 
+pub use fiscal::stamp_of;
 pub use handle::{NodeHandle, NodeTaskError};
 pub use identity::{
     resolve_device, Identity, DEVICE_META_KEY, GENERATED_DEVICE_LEN, GENERATED_DEVICE_PREFIX,
@@ -62,8 +64,10 @@ pub struct NodeConfig {
     pub device: Option<String>,
     /// Days a sealed session stays on the till once the hub holds it.
     pub retention_days: u32,
-    /// Capacity of the receipt buffer (for the percentage gauge).
+    /// Capacity of the fiscal buffer (receipts the OFD has not acknowledged).
     pub buffer_capacity: u32,
+    /// Queue fiscal jobs for a register (and refuse sales when the buffer is full).
+    pub fiscal_enabled: bool,
 }
 
 /// Why a node operation failed.
@@ -84,6 +88,16 @@ pub enum NodeError {
     /// The session is not on this till.
     #[error("cash session {0} is not on this till")]
     SessionNotFound(String),
+    /// The fiscal buffer is full: the OFD has not acknowledged `count` receipts.
+    #[error(
+        "the fiscal buffer is full ({count} of {capacity} receipts not acknowledged by the OFD)"
+    )]
+    BufferFull {
+        /// Receipts waiting.
+        count: u64,
+        /// The capacity.
+        capacity: u32,
+    },
     /// A refund names a receipt this till does not hold.
     #[error("the original receipt {0} is not known on this till")]
     OriginalNotFound(ReceiptId),
@@ -146,6 +160,9 @@ pub struct Node {
     broken: Option<String>,
     retention_days: u32,
     buffer_capacity: u32,
+    fiscal_enabled: bool,
+    /// Who opened which session (opens the register's shift), read once per session.
+    current_cashier: Option<(DocId, String)>,
     metrics: Metrics,
     clock_rejections: ClockRejections,
 }
@@ -171,6 +188,8 @@ impl Node {
             broken: None,
             retention_days: config.retention_days,
             buffer_capacity: config.buffer_capacity,
+            fiscal_enabled: config.fiscal_enabled,
+            current_cashier: None,
             metrics,
             clock_rejections: ClockRejections::default(),
         };
@@ -444,12 +463,24 @@ impl Node {
     /// Sets the buffer and clock gauges from the current state.
     pub fn refresh_gauges(&self) {
         let unsynced = self.replica.unsynced_total();
-        let queued = i64::try_from(unsynced.receipts).unwrap_or(i64::MAX);
-        self.metrics.buffer_size.set(queued);
-        self.metrics.unsynced_receipts.set(queued);
+        let unsynced_count = i64::try_from(unsynced.receipts).unwrap_or(i64::MAX);
+        self.metrics.unsynced_receipts.set(unsynced_count);
+        // The buffer is the fiscal one when a register is attached, else "not on the hub".
+        let buffered = if self.fiscal_enabled {
+            self.store
+                .outbox_stats()
+                .map_or(unsynced.receipts, |stats| {
+                    usize::try_from(stats.unacknowledged()).unwrap_or(usize::MAX)
+                })
+        } else {
+            unsynced.receipts
+        };
+        self.metrics
+            .buffer_size
+            .set(i64::try_from(buffered).unwrap_or(i64::MAX));
         self.metrics
             .buffer_percent_full
-            .set(percent(unsynced.receipts, self.buffer_capacity));
+            .set(percent(buffered, self.buffer_capacity));
         self.metrics
             .hlc_drift_seconds
             .set(self.hlc_drift_ms() as f64 / 1000.0);

@@ -15,11 +15,13 @@ use serde::Serialize;
 use sync_engine::DocId;
 use uuid::Uuid;
 
+use super::fiscal::{close_job_id, job_entry};
 use super::replica::{LoadedDoc, RECEIPT_MESSAGE_PREFIX};
 use super::views::{CloseRecord, MovementAck, SaleAck, SessionOpened, SessionSummary};
 use super::{doc_id, Node, NodeError};
 use crate::store::{IdempotencyRecord, WriteBatch};
 use crate::time::{now_ms, rfc3339_ms};
+use fiscal::pipeline::FiscalJob;
 
 /// The `Idempotency-Key` of a request and the SHA-256 of its canonical body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +160,10 @@ impl Node {
             return Err(error.into());
         }
         let cash_balance = session::read(&loaded.doc)?.cash_balance();
+        let fiscal_job = self.fiscal_enabled.then_some(match kind {
+            MovementKind::CashIn => FiscalJob::CashIn { amount },
+            MovementKind::CashOut => FiscalJob::CashOut { amount },
+        });
         let body = encode(&MovementAck {
             movement_id: movement.id,
             kind: match kind {
@@ -167,7 +173,11 @@ impl Node {
             amount,
             cash_balance,
         });
-        let extra = Self::record(idem, &body, now);
+        let mut extra = Self::record(idem, &body, now);
+        if let Some(job) = fiscal_job {
+            let entry = job_entry(movement.id.to_string(), &movement.hlc, &id, &job, now);
+            extra.enqueue_outbox(entry);
+        }
         self.commit_change(&id, format!("cash:{}", movement.id), now, extra)?;
         self.note_local_change(&id, now, false);
         Ok(Answer {
@@ -188,6 +198,7 @@ impl Node {
         }
         self.ensure_writable()?;
         let id = self.open_session_id()?;
+        self.check_buffer()?;
         if let (ReceiptKind::Refund, Some(original)) = (draft.kind, draft.refund_of) {
             if !self.holds_receipt(original) {
                 return Err(NodeError::OriginalNotFound(original));
@@ -208,6 +219,7 @@ impl Node {
             self.clock.now(now),
         )
         .map_err(NodeError::InvalidReceipt)?;
+        let cashier = self.session_cashier(&id)?;
         let loaded = self.loaded_mut(&id)?;
         if let Err(error) = session::append_receipt(&mut loaded.doc, &receipt) {
             loaded.doc.rollback();
@@ -217,7 +229,15 @@ impl Node {
             status: "buffered",
             receipt_id,
         });
-        let extra = Self::record(idem, &body, now);
+        let mut extra = Self::record(idem, &body, now);
+        if self.fiscal_enabled {
+            let hlc = receipt.hlc.clone();
+            let job = FiscalJob::Receipt {
+                receipt: Box::new(receipt),
+                cashier,
+            };
+            extra.enqueue_outbox(job_entry(receipt_id.to_string(), &hlc, &id, &job, now));
+        }
         self.commit_change(
             &id,
             format!("{RECEIPT_MESSAGE_PREFIX}{receipt_id}"),
@@ -257,8 +277,15 @@ impl Node {
             }
         };
         let body = encode(&CloseRecord::new(&view, &close));
-        let extra = Self::record(idem, &body, now);
+        let mut extra = Self::record(idem, &body, now);
         let session_id = view.header.session_id;
+        if self.fiscal_enabled {
+            let job = FiscalJob::CloseShift {
+                cashier: cashier.clone(),
+            };
+            let job_id = close_job_id(*session_id.as_uuid());
+            extra.enqueue_outbox(job_entry(job_id, &closed_at, &id, &job, now));
+        }
         self.commit_change(&id, format!("session_close:{session_id}"), now, extra)?;
         self.note_local_change(&id, now, false);
         self.current_session = None;
@@ -302,12 +329,25 @@ impl Node {
         })
     }
 
+    /// The cashier who opened session `id` (read once, then cached).
+    fn session_cashier(&mut self, id: &DocId) -> Result<String, NodeError> {
+        if let Some((doc, cashier)) = &self.current_cashier {
+            if doc == id {
+                return Ok(cashier.clone());
+            }
+        }
+        let loaded = self.replica.get(id).ok_or(NodeError::NoOpenSession)?;
+        let cashier = session::read(&loaded.doc)?.header.cashier;
+        self.current_cashier = Some((id.clone(), cashier.clone()));
+        Ok(cashier)
+    }
+
     fn loaded_mut(&mut self, id: &DocId) -> Result<&mut LoadedDoc, NodeError> {
         self.replica.get_mut(id).ok_or(NodeError::NoOpenSession)
     }
 
     /// Counts a local change as not yet on the hub and refreshes the gauges.
-    fn note_local_change(&mut self, id: &DocId, time_ms: u64, is_receipt: bool) {
+    pub(super) fn note_local_change(&mut self, id: &DocId, time_ms: u64, is_receipt: bool) {
         if let Some(loaded) = self.replica.get_mut(id) {
             loaded.unsynced.add(time_ms, is_receipt);
         }

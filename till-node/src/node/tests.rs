@@ -16,6 +16,7 @@ fn config() -> NodeConfig {
         device: None,
         retention_days: 7,
         buffer_capacity: 200,
+        fiscal_enabled: false,
     }
 }
 

@@ -1,0 +1,69 @@
+//! The receipt answer upgraded to `printed`: with a register attached, a sale's handler waits
+//! (up to `--print-wait-ms`) for the pipeline to record the fiscal document and then answers
+//! `{"status": "printed", "receipt_id", "fiscal_doc"}`; otherwise the stored `buffered`
+//! answer goes out unchanged — the sale is durable either way and will be fiscalised.
+
+use std::time::Duration;
+
+use crdt_model::ReceiptId;
+use fiscal::pipeline::FiscalStamp;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::AppState;
+use crate::node::Answer;
+use crate::store::OutboxStage;
+
+#[derive(Deserialize)]
+struct Buffered {
+    receipt_id: ReceiptId,
+}
+
+#[derive(Serialize)]
+struct Printed<'a> {
+    status: &'static str,
+    receipt_id: ReceiptId,
+    fiscal_doc: &'a FiscalStamp,
+}
+
+/// Waits for the register and rewrites `answer` when the document is there.
+pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
+    let Some(link) = state.fiscal() else {
+        return answer;
+    };
+    if answer.status != 200 {
+        return answer;
+    }
+    let Ok(Buffered { receipt_id }) = serde_json::from_slice::<Buffered>(&answer.body) else {
+        return answer;
+    };
+    let deadline = Instant::now() + state.print_wait();
+    let mut progress = link.progress.clone();
+    loop {
+        progress.mark_unchanged();
+        let looked = state
+            .node()
+            .call(move |node| node.fiscal_state(receipt_id))
+            .await;
+        if let Ok(Ok(Some((stage, Some(stamp))))) = looked {
+            if matches!(stage, OutboxStage::Fiscalised | OutboxStage::Acknowledged) {
+                let body = Printed {
+                    status: "printed",
+                    receipt_id,
+                    fiscal_doc: &stamp,
+                };
+                return match serde_json::to_vec(&body) {
+                    Ok(body) => Answer { body, ..answer },
+                    Err(_) => answer,
+                };
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return answer;
+        }
+        // Woken by the next persisted transition, or re-checked after a short while.
+        let _ =
+            tokio::time::timeout(left.min(Duration::from_millis(500)), progress.changed()).await;
+    }
+}

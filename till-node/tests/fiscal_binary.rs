@@ -1,0 +1,283 @@
+//! The real `till-node` binary with a register and an OFD: the register emulator on a
+//! pseudo-terminal and the OFD emulator on loopback HTTP (both from the `fiscal` crate, run in
+//! this test's runtime). A sale comes back `printed` with its fiscal document, reaches the OFD,
+//! and health, status and metrics show the pipeline. UAT-10b: at capacity the next sale is
+//! refused with 503 and a reason, alerts at 80 % and 100 %, and the emergency drain unblocks.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fiscal::emulator::{self, EmulatorConfig, RunningEmulator};
+use fiscal::ofd::emulator::{self as ofd_emulator, EmulatorHandle};
+use fiscal::ofd::{Mode, ModeRequest};
+use serde_json::{json, Value};
+
+const ADMIN: &str = "admin-token-fiscal-test";
+
+struct Rig {
+    child: Child,
+    base: String,
+    register: RunningEmulator,
+    ofd: EmulatorHandle,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(capacity: u32) -> Rig {
+    let register = emulator::start(EmulatorConfig::ephemeral())
+        .await
+        .expect("register emulator");
+    let ofd = ofd_emulator::spawn("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("OFD emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_till-node"))
+        .args(["run", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .args([
+            "--store",
+            "S1",
+            "--till",
+            "T1",
+            "--hub",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--register")
+        .arg(format!("serial:{}", register.serial_path.display()))
+        .args(["--ofd", &ofd.base_url()])
+        .args(["--buffer-capacity", &capacity.to_string()])
+        .env("TILL_NODE_HUB_TOKEN", "hub-token-fiscal-test")
+        .env("TILL_NODE_ADMIN_TOKEN", ADMIN)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("till-node starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("listening on ") {
+                let address = line[at + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = tx.send(address);
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a `listening on` line");
+    Rig {
+        child,
+        base: format!("http://{address}"),
+        register,
+        ofd,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+impl Rig {
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        response.json().await.expect("json")
+    }
+
+    async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn sell(&self, key: &str, price: i64) -> (u16, Value) {
+        let body = json!({
+            "pos_id": "T1", "type": "sale",
+            "items": [{"sku": "F-1", "name": "Оправа", "qty": 1, "price": price, "vat": "vat22"}],
+            "payments": [{"method": "cash", "amount": price}],
+        });
+        self.post("/v1/kkt/receipt", Some(key), body).await
+    }
+
+    async fn wait_for(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.get("/v1/kkt/buffer/status").await;
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}: {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn documents(&self) -> Vec<Value> {
+        let url = format!("http://{}/documents", self.register.control_addr);
+        let list: Value = reqwest::get(url)
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        list.as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn mode(mode: Mode) -> ModeRequest {
+    ModeRequest {
+        mode,
+        delay_ms: None,
+        retry_after_s: None,
+        status: None,
+        code: None,
+    }
+}
+
+#[tokio::test]
+async fn a_sale_is_printed_fiscalised_once_and_acknowledged() {
+    let rig = start(200).await;
+    let (status, _) = rig
+        .post("/v1/session/open", None, json!({"cashier": "Иванова"}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = rig.sell("sale-1", 150_000).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "printed", "{body}");
+    let fd = body["fiscal_doc"]["fd_number"].as_u64().expect("an FD");
+    let receipt_id = body["receipt_id"].as_str().expect("id").to_owned();
+
+    let status = rig
+        .wait_for("acknowledged", |s| s["stages"]["acknowledged"] == 1)
+        .await;
+    assert_eq!(status["current_queued"], 0);
+    assert_eq!(status["circuit_state"], "CLOSED");
+    let documents = rig.documents().await;
+    let ours: Vec<_> = documents
+        .iter()
+        .filter(|d| d["receipt_id"] == receipt_id.as_str())
+        .collect();
+    assert_eq!(ours.len(), 1, "fiscalised once: {documents:?}");
+    assert_eq!(ours[0]["fd"].as_u64(), Some(fd));
+    let received = rig.ofd.shared().received();
+    assert!(received
+        .iter()
+        .any(|d| d.receipt_id.as_deref() == Some(receipt_id.as_str()) && d.acknowledged));
+
+    // The same key again: the same sale, not a second one.
+    let (status, _) = rig.sell("sale-1", 150_000).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        rig.documents()
+            .await
+            .iter()
+            .filter(|d| d["type"] == "receipt")
+            .count(),
+        1
+    );
+
+    let health = rig.get("/v1/health").await;
+    assert_eq!(health["components"]["circuit_breaker"]["state"], "CLOSED");
+    assert_eq!(health["components"]["register"]["status"], "ok");
+    let metrics = rig
+        .http
+        .get(format!("{}/metrics", rig.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "kkt_buffer_size",
+        "kkt_buffer_percent_full",
+        "kkt_circuit_breaker_state",
+        "kkt_circuit_breaker_opens_total",
+        "kkt_sync_duration_seconds",
+        "kkt_receipts_synced_total",
+        "kkt_dlq_size",
+        "kkt_hlc_drift_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
+    let (status, body) = rig.post("/v1/session/x_report", None, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = rig.post("/v1/session/close", None, json!({})).await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    while !rig
+        .documents()
+        .await
+        .iter()
+        .any(|d| d["type"] == "shift_close")
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no Z report");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn uat_10b_a_full_buffer_refuses_sales_until_the_emergency_drain() {
+    let rig = start(5).await;
+    rig.ofd.shared().set_mode(&mode(Mode::Down)).expect("mode");
+    rig.post("/v1/session/open", None, json!({"cashier": "Петрова"}))
+        .await;
+    for i in 0..4 {
+        let (status, body) = rig.sell(&format!("s-{i}"), 10_000 + i).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let status = rig.get("/v1/kkt/buffer/status").await;
+    assert_eq!(status["current_queued"], 4);
+    assert_eq!(status["alert"], "warning", "80 %: {status}");
+    let (status, _) = rig.sell("s-4", 10_004).await;
+    assert_eq!(status, 200);
+    let status = rig.get("/v1/kkt/buffer/status").await;
+    assert_eq!(status["alert"], "full", "100 %: {status}");
+    let (status, body) = rig.sell("s-5", 10_005).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "buffer_full");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("ОФД")));
+
+    // The OFD returns; support drains at once instead of waiting for the backoff.
+    rig.ofd.shared().set_mode(&mode(Mode::Up)).expect("mode");
+    let (status, _) = rig
+        .post("/v1/kkt/circuit_breaker/reset", None, json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = rig
+        .post("/v1/kkt/buffer/sync?force=true", None, json!({}))
+        .await;
+    assert!(status == 202 || status == 409, "{status}");
+    rig.wait_for("drained", |s| s["current_queued"] == 0).await;
+    let (status, body) = rig.sell("s-6", 10_006).await;
+    assert_eq!(status, 200, "{body}");
+    let logs = rig.get("/v1/kkt/buffer/logs?level=WARN&limit=10").await;
+    assert!(
+        logs["entries"].as_array().is_some_and(|e| !e.is_empty()),
+        "the outage is in the log: {logs}"
+    );
+}
