@@ -28,16 +28,6 @@ fn document(fd: u32) -> OfdContainer {
     }
 }
 
-fn mode(mode: Mode) -> ModeRequest {
-    ModeRequest {
-        mode,
-        delay_ms: None,
-        retry_after_s: None,
-        status: None,
-        code: None,
-    }
-}
-
 /// A clock the test moves by hand.
 #[derive(Clone)]
 struct ManualClock(Arc<AtomicU64>);
@@ -72,7 +62,7 @@ async fn breaker_opens_keeps_requests_away_probes_and_recovers() {
     let (emulator, guarded, clock) = start().await;
     emulator
         .shared()
-        .set_mode(&mode(Mode::ServerError))
+        .set_mode(&ModeRequest::from(Mode::ServerError))
         .expect("mode");
     for fd in 1..=5 {
         let error = guarded.send(&document(fd)).await.expect_err("5xx");
@@ -84,7 +74,10 @@ async fn breaker_opens_keeps_requests_away_probes_and_recovers() {
     assert_eq!(snapshot.opens_total, 1);
 
     // While OPEN nothing reaches the emulator, even after it is back up.
-    emulator.shared().set_mode(&mode(Mode::Up)).expect("mode");
+    emulator
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Up))
+        .expect("mode");
     for fd in 6..=20 {
         let error = guarded.send(&document(fd)).await.expect_err("circuit open");
         assert!(matches!(error, OfdError::CircuitOpen { .. }), "{error:?}");
@@ -118,7 +111,10 @@ async fn breaker_opens_keeps_requests_away_probes_and_recovers() {
 #[tokio::test]
 async fn failed_probe_reopens_and_sends_exactly_one_request() {
     let (emulator, guarded, clock) = start().await;
-    emulator.shared().set_mode(&mode(Mode::Down)).expect("mode");
+    emulator
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Down))
+        .expect("mode");
     for fd in 1..=5 {
         let error = guarded.send(&document(fd)).await.expect_err("down");
         assert!(matches!(error, OfdError::Unreachable(_)), "{error:?}");
@@ -150,7 +146,10 @@ async fn failed_probe_reopens_and_sends_exactly_one_request() {
     );
 
     // Admin reset closes it at once.
-    emulator.shared().set_mode(&mode(Mode::Up)).expect("mode");
+    emulator
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Up))
+        .expect("mode");
     guarded.reset();
     guarded.send(&document(1)).await.expect("sent after reset");
     emulator.shutdown().await;
@@ -161,7 +160,7 @@ async fn rejection_does_not_open_the_breaker_and_dead_letters_at_once() {
     let (emulator, guarded, _clock) = start().await;
     emulator
         .shared()
-        .set_mode(&mode(Mode::Reject))
+        .set_mode(&ModeRequest::from(Mode::Reject))
         .expect("mode");
     let mut rng = StdRng::seed_from_u64(3);
     for fd in 1..=8 {
@@ -180,7 +179,7 @@ async fn rejection_does_not_open_the_breaker_and_dead_letters_at_once() {
 #[tokio::test]
 async fn retry_after_from_the_emulator_sets_the_next_attempt() {
     let (emulator, guarded, _clock) = start().await;
-    let mut request = mode(Mode::RateLimited);
+    let mut request = ModeRequest::from(Mode::RateLimited);
     request.retry_after_s = Some(120);
     emulator.shared().set_mode(&request).expect("mode");
     let error = guarded.send(&document(1)).await.expect_err("429");
@@ -205,7 +204,7 @@ async fn twenty_failed_attempts_dead_letter_the_document() {
     let (emulator, guarded, _clock) = start().await;
     emulator
         .shared()
-        .set_mode(&mode(Mode::ServerError))
+        .set_mode(&ModeRequest::from(Mode::ServerError))
         .expect("mode");
     let mut backoff = Backoff::new(BackoffConfig::default());
     let mut rng = StdRng::seed_from_u64(5);

@@ -30,16 +30,6 @@ fn receipt_ids(documents: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
-fn mode(mode: Mode) -> ModeRequest {
-    ModeRequest {
-        mode,
-        delay_ms: None,
-        retry_after_s: None,
-        status: None,
-        code: None,
-    }
-}
-
 #[tokio::test]
 async fn receipts_are_fiscalised_in_hlc_order_once_and_reach_the_ofd_once() {
     let store = Arc::new(MemoryJobStore::default());
@@ -142,7 +132,10 @@ async fn an_intent_whose_document_exists_is_reconciled_not_printed_again() {
 async fn poc4_eight_hours_without_the_ofd_then_everything_is_acknowledged_once() {
     let store = Arc::new(MemoryJobStore::default());
     let rig = Rig::start(Arc::clone(&store)).await;
-    rig.ofd.shared().set_mode(&mode(Mode::Down)).expect("mode");
+    rig.ofd
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Down))
+        .expect("mode");
     let base = 1_795_461_000_000;
     for i in 0..50u64 {
         queue(&store, sale_at(base + i * 1000, 1_000 + i as i64));
@@ -182,7 +175,10 @@ async fn poc4_eight_hours_without_the_ofd_then_everything_is_acknowledged_once()
         "the failure is reported: {status:?}"
     );
 
-    rig.ofd.shared().set_mode(&mode(Mode::Up)).expect("mode");
+    rig.ofd
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Up))
+        .expect("mode");
     // The next probe is at most one backoff ceiling (5 min) away.
     rig.clock.advance(301_000);
     rig.wait_for("all acknowledged", Duration::from_secs(120), |rig| {

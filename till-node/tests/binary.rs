@@ -1,56 +1,17 @@
 //! The real `till-node` binary: `--listen 127.0.0.1:0` logs the bound port, the API answers,
 //! a sale is accepted, SIGTERM stops it cleanly, and a restart still has the sale.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod daemon_support;
+
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const ADMIN: &str = "admin-token-binary-test";
 const HUB: &str = "hub-token-binary-test";
 
 fn start(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_till-node"))
-        .args(["run", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .args([
-            "--store",
-            "S1",
-            "--till",
-            "T1",
-            "--hub",
-            "http://127.0.0.1:9",
-        ])
-        .env("TILL_NODE_HUB_TOKEN", HUB)
-        .env("TILL_NODE_ADMIN_TOKEN", ADMIN)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("till-node starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            assert!(
-                !line.contains(ADMIN) && !line.contains(HUB),
-                "token logged: {line}"
-            );
-            if !sent {
-                if let Some(at) = line.find("listening on ") {
-                    let address = line[at + "listening on ".len()..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(address);
-                    sent = true;
-                }
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("a `listening on` line");
+    let (child, address) =
+        daemon_support::spawn_listening(daemon_support::command(dir, ADMIN, HUB), &[ADMIN, HUB]);
     assert!(address.starts_with("127.0.0.1:"), "{address}");
     assert!(
         !address.ends_with(":0"),
@@ -126,21 +87,8 @@ async fn binary_serves_sells_and_stops_on_sigterm() {
 /// stderr. Used for settings the daemon must refuse before it starts.
 fn refused_run(extra: &[&str], admin_token: &str) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = Command::new(env!("CARGO_BIN_EXE_till-node"))
-        .args(["run", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .args([
-            "--store",
-            "S1",
-            "--till",
-            "T1",
-            "--hub",
-            "http://127.0.0.1:9",
-        ])
+    let output = daemon_support::command(dir.path(), admin_token, HUB)
         .args(extra)
-        .env("TILL_NODE_HUB_TOKEN", HUB)
-        .env("TILL_NODE_ADMIN_TOKEN", admin_token)
-        .stdout(Stdio::null())
         .output()
         .expect("till-node runs");
     (

@@ -4,8 +4,9 @@
 //! and health, status and metrics show the pipeline. UAT-10b: at capacity the next sale is
 //! refused with 503 and a reason, alerts at 80 % and 100 %, and the emergency drain unblocks.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod daemon_support;
+
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use fiscal::emulator::{self, EmulatorConfig, RunningEmulator};
@@ -39,44 +40,13 @@ async fn start(capacity: u32) -> Rig {
         .await
         .expect("OFD emulator");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_till-node"))
-        .args(["run", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .args([
-            "--store",
-            "S1",
-            "--till",
-            "T1",
-            "--hub",
-            "http://127.0.0.1:9",
-        ])
+    let mut command = daemon_support::command(dir.path(), ADMIN, "hub-token-fiscal-test");
+    command
         .arg("--register")
         .arg(format!("serial:{}", register.serial_path.display()))
         .args(["--ofd", &ofd.base_url()])
-        .args(["--buffer-capacity", &capacity.to_string()])
-        .env("TILL_NODE_HUB_TOKEN", "hub-token-fiscal-test")
-        .env("TILL_NODE_ADMIN_TOKEN", ADMIN)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("till-node starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("listening on ") {
-                let address = line[at + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = tx.send(address);
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("a `listening on` line");
+        .args(["--buffer-capacity", &capacity.to_string()]);
+    let (child, address) = daemon_support::spawn_listening(command, &[ADMIN]);
     Rig {
         child,
         base: format!("http://{address}"),
@@ -145,16 +115,6 @@ impl Rig {
             .await
             .expect("json");
         list.as_array().cloned().unwrap_or_default()
-    }
-}
-
-fn mode(mode: Mode) -> ModeRequest {
-    ModeRequest {
-        mode,
-        delay_ms: None,
-        retry_after_s: None,
-        status: None,
-        code: None,
     }
 }
 
@@ -243,7 +203,10 @@ async fn a_sale_is_printed_fiscalised_once_and_acknowledged() {
 #[tokio::test]
 async fn uat_10b_a_full_buffer_refuses_sales_until_the_emergency_drain() {
     let rig = start(5).await;
-    rig.ofd.shared().set_mode(&mode(Mode::Down)).expect("mode");
+    rig.ofd
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Down))
+        .expect("mode");
     rig.post("/v1/session/open", None, json!({"cashier": "Петрова"}))
         .await;
     for i in 0..4 {
@@ -263,7 +226,10 @@ async fn uat_10b_a_full_buffer_refuses_sales_until_the_emergency_drain() {
     assert!(body["message"].as_str().is_some_and(|m| m.contains("ОФД")));
 
     // The OFD returns; support drains at once instead of waiting for the backoff.
-    rig.ofd.shared().set_mode(&mode(Mode::Up)).expect("mode");
+    rig.ofd
+        .shared()
+        .set_mode(&ModeRequest::from(Mode::Up))
+        .expect("mode");
     let (status, _) = rig
         .post("/v1/kkt/circuit_breaker/reset", None, json!({}))
         .await;

@@ -284,15 +284,21 @@ fn hub_receipt_count(hub: &FakeHub, session: &str) -> usize {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn buffered_receipts_reach_a_returning_hub_with_no_operator_action() {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = till_config(dir.path(), &url, HUB_TOKEN);
-    // A heartbeat of an hour: only the probe (1 s while not online) can bring the sales over.
-    config.heartbeat_secs = 3600;
-    config.probe_secs = 1;
+/// A till syncing with `url` at the given heartbeat and probe, its sync loop running; stop it
+/// with the returned sender.
+fn running_till(
+    dir: &std::path::Path,
+    url: &str,
+    heartbeat_secs: u64,
+    probe_secs: u64,
+) -> (
+    Till,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut config = till_config(dir, url, HUB_TOKEN);
+    config.heartbeat_secs = heartbeat_secs;
+    config.probe_secs = probe_secs;
     let state = open_state(&config).expect("till opens");
     let till = Till {
         router: app(state.clone()),
@@ -300,6 +306,16 @@ async fn buffered_receipts_reach_a_returning_hub_with_no_operator_action() {
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let sync_loop = tokio::spawn(Arc::clone(till.state.syncer()).run_loop(stopped));
+    (till, stop, sync_loop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_receipts_reach_a_returning_hub_with_no_operator_action() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A heartbeat of an hour: only the probe (1 s while not online) can bring the sales over.
+    let (till, stop, sync_loop) = running_till(dir.path(), &url, 3600, 1);
     let session = till.open_session(0).await;
     for i in 0..200 {
         let reply = till
@@ -342,17 +358,8 @@ async fn a_sale_wakes_the_sync_loop_whatever_the_link_state() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = till_config(dir.path(), &url, HUB_TOKEN);
     // Neither the heartbeat nor the probe fires within the test: only a sale can start a sync.
-    config.heartbeat_secs = 3600;
-    config.probe_secs = 3600;
-    let state = open_state(&config).expect("till opens");
-    let till = Till {
-        router: app(state.clone()),
-        state,
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let sync_loop = tokio::spawn(Arc::clone(till.state.syncer()).run_loop(stopped));
+    let (till, stop, sync_loop) = running_till(dir.path(), &url, 3600, 3600);
     let session = till.open_session(0).await;
     let syncer = Arc::clone(till.state.syncer());
     wait_for(

@@ -63,6 +63,19 @@ pub struct ModeRequest {
     pub code: Option<u8>,
 }
 
+impl From<Mode> for ModeRequest {
+    /// The mode with every knob at its previous value.
+    fn from(mode: Mode) -> ModeRequest {
+        ModeRequest {
+            mode,
+            delay_ms: None,
+            retry_after_s: None,
+            status: None,
+            code: None,
+        }
+    }
+}
+
 /// One document as listed by `GET /control/received`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivedDocument {

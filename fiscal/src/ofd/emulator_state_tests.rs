@@ -23,16 +23,6 @@ fn container(fd: u32, receipt_id: Option<&str>) -> OfdContainer {
     }
 }
 
-fn mode(mode: Mode) -> ModeRequest {
-    ModeRequest {
-        mode,
-        delay_ms: None,
-        retry_after_s: None,
-        status: None,
-        code: None,
-    }
-}
-
 fn answer(outcome: Outcome) -> OfdAck {
     let Outcome::Answer(bytes) = outcome else {
         panic!("expected an answer, got {outcome:?}");
@@ -78,11 +68,15 @@ fn resent_document_gets_the_same_acknowledgement() {
 fn rejection_is_not_remembered_as_acceptance() {
     let mut state = EmulatorState::default();
     let bytes = container(9, None).encode().expect("encodable");
-    state.set_mode(&mode(Mode::Reject)).expect("valid mode");
+    state
+        .set_mode(&ModeRequest::from(Mode::Reject))
+        .expect("valid mode");
     assert_eq!(answer(state.process(&bytes, 1)).code, 14);
     assert!(!state.received()[0].acknowledged);
     assert_eq!(state.received()[0].receipt_id, None);
-    state.set_mode(&mode(Mode::Up)).expect("valid mode");
+    state
+        .set_mode(&ModeRequest::from(Mode::Up))
+        .expect("valid mode");
     assert_eq!(answer(state.process(&bytes, 2)).code, 0);
     assert_eq!(state.received()[0].deliveries, 2);
 }
@@ -115,7 +109,9 @@ fn fault_modes_answer_before_reading_the_body() {
         ),
     ];
     for (fault, expected) in cases {
-        state.set_mode(&mode(fault)).expect("valid mode");
+        state
+            .set_mode(&ModeRequest::from(fault))
+            .expect("valid mode");
         assert_eq!(state.admit_request(), Some(expected), "{fault:?}");
     }
     assert_eq!(state.stats().requests_total, 4);
@@ -132,10 +128,10 @@ fn invalid_body_and_bad_knobs_are_refused() {
             retry_after_s: None
         }
     );
-    let mut request = mode(Mode::ServerError);
+    let mut request = ModeRequest::from(Mode::ServerError);
     request.status = Some(404);
     assert_eq!(state.set_mode(&request), Err(ModeError::BadStatus));
-    let mut request = mode(Mode::Reject);
+    let mut request = ModeRequest::from(Mode::Reject);
     request.code = Some(0);
     assert_eq!(state.set_mode(&request), Err(ModeError::ZeroRejectCode));
     assert_eq!(state.mode(), Mode::Up);

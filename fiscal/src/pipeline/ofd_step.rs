@@ -17,7 +17,8 @@ use crate::register::{FiscalRegister, RegisterError};
 #[derive(Debug, Clone)]
 pub(super) struct OfdState {
     config: BackoffConfig,
-    head: Option<(u32, Backoff)>,
+    /// The FD at the head of the FN's buffer, its retry state and the job it belongs to.
+    head: Option<(u32, Backoff, String)>,
     not_before_ms: u64,
     /// A dead-lettered FD: not sent again until support requeues it.
     pub blocked_fd: Option<u32>,
@@ -87,18 +88,21 @@ where
     if state.blocked_fd == Some(fd) {
         return Ok(OfdOutcome::Step(StepOutcome::Idle));
     }
-    if state.head.as_ref().map(|(head, _)| *head) != Some(fd) {
+    if state.head.as_ref().map(|(head, _, _)| *head) != Some(fd) {
         let job = store.job_by_fd(fd).await?;
         let attempts = job
+            .as_ref()
             .filter(|job| job.stage == Stage::Fiscalised)
             .map_or(0, |job| job.attempts);
-        state.head = Some((fd, Backoff::resume(state.config, attempts)));
+        // Shift reports have no job: support sees the FD instead.
+        let job_id = job.map_or_else(|| format!("fd:{fd}"), |job| job.id);
+        state.head = Some((fd, Backoff::resume(state.config, attempts), job_id));
     }
     let result = match OfdContainer::decode(&message.bytes) {
         Ok(container) => ofd.send(&container).await,
         Err(error) => Err(OfdError::Encode(error)),
     };
-    let Some((_, backoff)) = state.head.as_mut() else {
+    let Some((_, backoff, job_id)) = state.head.as_mut() else {
         return Ok(OfdOutcome::Step(StepOutcome::Idle));
     };
     match result {
@@ -140,7 +144,9 @@ where
                     state.not_before_ms = at;
                     if !matches!(error, OfdError::CircuitOpen { .. }) {
                         if attempts == 1 || attempts % 5 == 0 {
-                            store.log(line(now_ms, LogLevel::Warn, fd, &message)).await;
+                            store
+                                .log(line(now_ms, LogLevel::Warn, job_id, &message))
+                                .await;
                         }
                         store
                             .apply(Transition::OfdRetry {
@@ -156,7 +162,9 @@ where
                 Decision::DeadLetter => {
                     state.blocked_fd = Some(fd);
                     let message = format!("{message}; moved to the dead-letter queue");
-                    store.log(line(now_ms, LogLevel::Error, fd, &message)).await;
+                    store
+                        .log(line(now_ms, LogLevel::Error, job_id, &message))
+                        .await;
                     store
                         .apply(Transition::OfdDeadLetter {
                             fd_number: fd,
@@ -171,12 +179,12 @@ where
     }
 }
 
-fn line(now_ms: u64, level: LogLevel, fd: u32, message: &str) -> LogEntry {
+fn line(now_ms: u64, level: LogLevel, job_id: &str, message: &str) -> LogEntry {
     LogEntry {
         at_ms: now_ms,
         level,
         stage: "ofd".to_owned(),
-        job_id: Some(format!("fd:{fd}")),
+        job_id: Some(job_id.to_owned()),
         message: message.to_owned(),
     }
 }

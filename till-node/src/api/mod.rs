@@ -185,24 +185,17 @@ impl AppState {
 
     /// Attaches the running fiscal pipeline (call before serving).
     pub fn with_fiscal(self, link: FiscalLink) -> AppState {
-        let mut shared = self.into_shared();
-        shared.fiscal = Some(link);
-        AppState {
-            inner: Arc::new(shared),
-        }
+        self.map_shared(|shared| shared.fiscal = Some(link))
     }
 
     /// How long a sale waits for the register before answering `buffered`.
     pub fn with_print_wait(self, wait: Duration) -> AppState {
-        let mut shared = self.into_shared();
-        shared.print_wait = wait;
-        AppState {
-            inner: Arc::new(shared),
-        }
+        self.map_shared(|shared| shared.print_wait = wait)
     }
 
-    fn into_shared(self) -> Shared {
-        match Arc::try_unwrap(self.inner) {
+    /// A state with `change` applied (the settings are fixed once serving starts).
+    fn map_shared(self, change: impl FnOnce(&mut Shared)) -> AppState {
+        let mut shared = match Arc::try_unwrap(self.inner) {
             Ok(shared) => shared,
             Err(inner) => Shared {
                 node: inner.node.clone(),
@@ -213,6 +206,10 @@ impl AppState {
                 fiscal: inner.fiscal.clone(),
                 print_wait: inner.print_wait,
             },
+        };
+        change(&mut shared);
+        AppState {
+            inner: Arc::new(shared),
         }
     }
 

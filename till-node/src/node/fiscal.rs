@@ -143,18 +143,17 @@ impl Node {
     /// Persists what the pipeline reports.
     pub fn apply_fiscal(&mut self, transition: Transition, now_ms: u64) -> Result<(), NodeError> {
         match transition {
-            Transition::Intent { id, attempts } => self.update_by_id(&id, |row, update| {
+            Transition::Intent { id, attempts } => self.update_by_id(&id, |update| {
                 update.stage = OutboxStage::RegisterIntent;
                 update.attempts = attempts;
                 update.next_attempt_at_ms = None;
-                let _ = row;
             }),
             Transition::RegisterRetry {
                 id,
                 attempts,
                 error,
                 next_attempt_at_ms,
-            } => self.update_by_id(&id, |_, update| {
+            } => self.update_by_id(&id, |update| {
                 update.stage = OutboxStage::RegisterIntent;
                 update.attempts = attempts;
                 update.last_error = Some(error);
@@ -164,7 +163,7 @@ impl Node {
                 id,
                 attempts,
                 error,
-            } => self.update_by_id(&id, |_, update| {
+            } => self.update_by_id(&id, |update| {
                 update.stage = OutboxStage::DeadLetter;
                 update.attempts = attempts;
                 update.last_error = Some(error);
@@ -235,12 +234,11 @@ impl Node {
     }
 
     /// When the open session was opened (Unix ms): the shift clock.
-    pub fn session_opened_ms(&self) -> Option<u64> {
-        let id = self.current_session.as_ref()?;
-        let loaded = self.replica.get(id)?;
-        session::read(&loaded.doc)
+    pub fn session_opened_ms(&mut self) -> Option<u64> {
+        let id = self.current_session.clone()?;
+        self.session_header(&id)
             .ok()
-            .map(|view| view.header.opened_at.physical_ms)
+            .map(|(_, opened_ms)| opened_ms)
     }
 
     /// Keeps a pipeline log line for `GET /v1/kkt/buffer/logs`.
@@ -263,16 +261,12 @@ impl Node {
     fn update_by_id(
         &mut self,
         id: &str,
-        change: impl FnOnce(&OutboxRow, &mut OutboxUpdate),
+        change: impl FnOnce(&mut OutboxUpdate),
     ) -> Result<(), NodeError> {
-        let Some(row) = self.store.outbox_entry(id)? else {
-            return Ok(());
-        };
-        let mut update = base_update(&row, row.stage);
-        change(&row, &mut update);
-        let mut batch = WriteBatch::new();
-        batch.update_outbox(update);
-        Ok(self.store.commit(batch)?)
+        match self.store.outbox_entry(id)? {
+            Some(row) => self.update_row(&row, row.stage, change),
+            None => Ok(()),
+        }
     }
 
     fn update_row(

@@ -70,6 +70,15 @@ pub struct NodeConfig {
     pub fiscal_enabled: bool,
 }
 
+/// The parts of a session header the fiscal side needs, kept so that sales and status reads
+/// do not parse the whole session document.
+#[derive(Debug, Clone)]
+struct CachedHeader {
+    doc: DocId,
+    cashier: String,
+    opened_ms: u64,
+}
+
 /// Why a node operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -161,8 +170,8 @@ pub struct Node {
     retention_days: u32,
     buffer_capacity: u32,
     fiscal_enabled: bool,
-    /// Who opened which session (opens the register's shift), read once per session.
-    current_cashier: Option<(DocId, String)>,
+    /// Who opened which session and when (the register's shift), read once per session.
+    session_header: Option<CachedHeader>,
     metrics: Metrics,
     clock_rejections: ClockRejections,
 }
@@ -189,7 +198,7 @@ impl Node {
             retention_days: config.retention_days,
             buffer_capacity: config.buffer_capacity,
             fiscal_enabled: config.fiscal_enabled,
-            current_cashier: None,
+            session_header: None,
             metrics,
             clock_rejections: ClockRejections::default(),
         };

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::fiscal::{close_job_id, job_entry};
 use super::replica::{LoadedDoc, RECEIPT_MESSAGE_PREFIX};
 use super::views::{CloseRecord, MovementAck, SaleAck, SessionOpened, SessionSummary};
-use super::{doc_id, Node, NodeError};
+use super::{doc_id, CachedHeader, Node, NodeError};
 use crate::store::{IdempotencyRecord, WriteBatch};
 use crate::time::{now_ms, rfc3339_ms};
 use fiscal::pipeline::FiscalJob;
@@ -219,7 +219,7 @@ impl Node {
             self.clock.now(now),
         )
         .map_err(NodeError::InvalidReceipt)?;
-        let cashier = self.session_cashier(&id)?;
+        let (cashier, _) = self.session_header(&id)?;
         let loaded = self.loaded_mut(&id)?;
         if let Err(error) = session::append_receipt(&mut loaded.doc, &receipt) {
             loaded.doc.rollback();
@@ -329,17 +329,21 @@ impl Node {
         })
     }
 
-    /// The cashier who opened session `id` (read once, then cached).
-    fn session_cashier(&mut self, id: &DocId) -> Result<String, NodeError> {
-        if let Some((doc, cashier)) = &self.current_cashier {
-            if doc == id {
-                return Ok(cashier.clone());
+    /// The cashier who opened session `id` and when (read once, then cached).
+    pub(super) fn session_header(&mut self, id: &DocId) -> Result<(String, u64), NodeError> {
+        if let Some(cached) = &self.session_header {
+            if &cached.doc == id {
+                return Ok((cached.cashier.clone(), cached.opened_ms));
             }
         }
         let loaded = self.replica.get(id).ok_or(NodeError::NoOpenSession)?;
-        let cashier = session::read(&loaded.doc)?.header.cashier;
-        self.current_cashier = Some((id.clone(), cashier.clone()));
-        Ok(cashier)
+        let header = session::read(&loaded.doc)?.header;
+        self.session_header = Some(CachedHeader {
+            doc: id.clone(),
+            cashier: header.cashier.clone(),
+            opened_ms: header.opened_at.physical_ms,
+        });
+        Ok((header.cashier, header.opened_at.physical_ms))
     }
 
     fn loaded_mut(&mut self, id: &DocId) -> Result<&mut LoadedDoc, NodeError> {
