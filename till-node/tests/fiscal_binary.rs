@@ -247,3 +247,154 @@ async fn uat_10b_a_full_buffer_refuses_sales_until_the_emergency_drain() {
         "the outage is in the log: {logs}"
     );
 }
+
+async fn register_fault(rig: &Rig, mode: &str) {
+    let url = format!("http://{}/faults", rig.register.control_addr);
+    let response = rig
+        .http
+        .post(url)
+        .json(&json!({"mode": mode}))
+        .send()
+        .await
+        .expect("POST /faults");
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn a_refund_waits_for_its_original_then_is_made_once() {
+    let rig = start(200).await;
+    rig.post("/v1/session/open", None, json!({"cashier": "Иванова"}))
+        .await;
+    // The register falls silent: the sale is durable but not fiscalised.
+    register_fault(&rig, "silent").await;
+    let (status, sale) = rig.sell("sale-r", 99_000).await;
+    assert_eq!(status, 200, "{sale}");
+    assert_eq!(sale["status"], "buffered");
+    let original = sale["receipt_id"].as_str().expect("id").to_owned();
+
+    let refund = json!({"original_receipt_id": original});
+    let response = rig
+        .http
+        .post(format!("{}/v1/pos/refund", rig.base))
+        .header("Idempotency-Key", "refund-1")
+        .json(&refund)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status().as_u16(), 409);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"], "original_not_fiscalised", "{body}");
+    assert_eq!(body["retry_after_seconds"], 5);
+
+    // The register is back: the original is fiscalised and the saga makes the refund itself.
+    register_fault(&rig, "ok").await;
+    let started = Instant::now();
+    let refund_doc = loop {
+        let documents = rig.documents().await;
+        if let Some(doc) = documents
+            .iter()
+            .find(|d| d["type"] == "receipt" && d["operation"] == 2)
+        {
+            break doc.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no refund: {documents:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refund_doc["total"], 99_000);
+    // The client's retry gets the refund the saga made, not a second one.
+    let (status, first) = rig
+        .post("/v1/pos/refund", Some("refund-1"), refund.clone())
+        .await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = rig.post("/v1/pos/refund", Some("refund-1"), refund).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["receipt_id"], again["receipt_id"]);
+    assert_eq!(first["receipt_id"], refund_doc["receipt_id"]);
+    let refunds = rig
+        .documents()
+        .await
+        .iter()
+        .filter(|d| d["operation"] == 2)
+        .count();
+    assert_eq!(refunds, 1, "refunded once");
+}
+
+#[tokio::test]
+async fn bad_refunds_are_refused_with_the_reason() {
+    let rig = start(200).await;
+    rig.post("/v1/session/open", None, json!({"cashier": "Иванова"}))
+        .await;
+    let (_, sale) = rig.sell("sale-b", 5_000).await;
+    let original = sale["receipt_id"].as_str().expect("id").to_owned();
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let cases = [
+        (
+            None,
+            json!({"original_receipt_id": original}),
+            400,
+            "missing_idempotency_key",
+        ),
+        (
+            Some("b1"),
+            json!({"original_receipt_id": unknown}),
+            409,
+            "original_not_found",
+        ),
+        (
+            Some("b2"),
+            json!({"original_receipt_id": "not-a-uuid"}),
+            422,
+            "invalid_field",
+        ),
+        (
+            Some("b3"),
+            json!({"original_receipt_id": original, "payments": [{"method": "cash", "amount": 5000}]}),
+            422,
+            "invalid_field",
+        ),
+        (
+            Some("b4"),
+            json!({"original_receipt_id": original, "extra": 1}),
+            422,
+            "invalid_field",
+        ),
+    ];
+    for (key, body, status, code) in cases {
+        let (got, answer) = rig.post("/v1/pos/refund", key, body.clone()).await;
+        assert_eq!(
+            (got, answer["error"].as_str()),
+            (status, Some(code)),
+            "{body} → {answer}"
+        );
+    }
+    // Only sales are refunded: a refund of the refund is refused.
+    let (status, refund) = rig
+        .post(
+            "/v1/pos/refund",
+            Some("b5"),
+            json!({"original_receipt_id": original}),
+        )
+        .await;
+    assert_eq!(status, 200, "{refund}");
+    let (status, answer) = rig
+        .post(
+            "/v1/pos/refund",
+            Some("b6"),
+            json!({"original_receipt_id": refund["receipt_id"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (422, Some("not_refundable"))
+    );
+}

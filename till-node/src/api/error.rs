@@ -25,6 +25,7 @@ pub struct ApiError {
     /// Logged, never sent.
     internal: Option<String>,
     www_authenticate: bool,
+    retry_after_seconds: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -33,6 +34,8 @@ struct ErrorBody<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_seconds: Option<u64>,
     correlation_id: String,
 }
 
@@ -46,7 +49,14 @@ impl ApiError {
             field: None,
             internal: None,
             www_authenticate: false,
+            retry_after_seconds: None,
         }
+    }
+
+    /// Tells the client when to try again (`retry_after_seconds` and `Retry-After`).
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after_seconds = Some(seconds);
+        self
     }
 
     /// Names the offending request field.
@@ -126,6 +136,7 @@ impl IntoResponse for ApiError {
             error: self.code,
             message: &self.message,
             field: self.field.as_deref(),
+            retry_after_seconds: self.retry_after_seconds,
             correlation_id: correlation_id.clone(),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -136,6 +147,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -180,6 +196,18 @@ impl From<NodeError> for ApiError {
                      {capacity} receipts are not yet acknowledged by the OFD; call support."
                 ),
             ),
+            NodeError::NotRefundable(id) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_refundable",
+                format!("Receipt {id} is not a sale; only sales can be refunded."),
+            )
+            .with_field("original_receipt_id"),
+            NodeError::RefundField(field) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!("A partial refund needs both items and payments; {field} is missing."),
+            )
+            .with_field(field),
             NodeError::OriginalNotFound(id) => conflict(
                 "original_not_found",
                 format!("The original receipt {id} is not known on this till yet; retry later."),
@@ -199,7 +227,8 @@ impl From<NodeError> for ApiError {
             other @ (NodeError::Load { .. }
             | NodeError::Clock(_)
             | NodeError::Identity(_)
-            | NodeError::Sync(_)) => ApiError::internal(other.to_string()),
+            | NodeError::Sync(_)
+            | NodeError::RefundStored(_)) => ApiError::internal(other.to_string()),
         }
     }
 }

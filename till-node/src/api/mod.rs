@@ -121,6 +121,7 @@ pub fn routes() -> Vec<Route> {
             session::receipts,
         ),
         Route::post("/v1/kkt/receipt", Public, session::receipt),
+        Route::post("/v1/pos/refund", Public, session::refund),
         Route::get("/v1/kkt/buffer/status", Public, status::buffer_status),
         Route::post("/v1/kkt/buffer/sync", Admin, status::force_sync),
         Route::get("/v1/kkt/buffer/logs", Public, fiscal::logs),

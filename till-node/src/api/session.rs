@@ -19,7 +19,7 @@ use super::body::{idempotency, json_value, typed};
 use super::error::ApiError;
 use super::AppState;
 use crate::node::views::SessionSummary;
-use crate::node::{Answer, NodeError};
+use crate::node::{Answer, NodeError, RefundBody, RefundOutcome};
 
 /// Body of `POST /v1/session/open`.
 #[derive(Debug, Deserialize)]
@@ -206,4 +206,45 @@ pub async fn receipt(
     wake_pipeline(&state);
     let answer = super::printed::upgrade(&state, answer).await;
     Ok(respond(&state, answer))
+}
+
+/// `POST /v1/pos/refund`: `Idempotency-Key` required. 200 with the refund receipt (`printed`
+/// or `buffered`), or 409 `original_not_fiscalised` with `retry_after_seconds` while the
+/// original waits for the register — the till makes the refund by itself as soon as it can,
+/// and a retry with the same key gets its answer.
+pub async fn refund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let value = json_value(body, false)?;
+    let idem = idempotency(&headers, &value, true)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_idempotency_key",
+            "The Idempotency-Key header is required.",
+        )
+    })?;
+    let body: RefundBody = typed(value)?;
+    let outcome = state
+        .node()
+        .call(move |node| node.refund(body, &idem))
+        .await??;
+    wake_pipeline(&state);
+    match outcome {
+        RefundOutcome::Done(answer) => {
+            let answer = super::printed::upgrade(&state, answer).await;
+            Ok(respond(&state, answer))
+        }
+        RefundOutcome::Pending {
+            retry_after_seconds,
+        } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "original_not_fiscalised",
+            "The original receipt is not fiscalised yet; the refund is kept and will be made \
+             automatically. Retry with the same Idempotency-Key to get its result.",
+        )
+        .with_field("original_receipt_id")
+        .with_retry_after(retry_after_seconds)),
+    }
 }

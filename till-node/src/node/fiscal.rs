@@ -177,7 +177,12 @@ impl Node {
                 } else {
                     OutboxStage::Acknowledged
                 };
-                self.stamp_row(&row, stage, 0, None, stamp, now_ms)
+                self.stamp_row(&row, stage, 0, None, stamp, now_ms)?;
+                if row.kind == OutboxKind::Receipt {
+                    // Refunds waiting for this receipt can be made now.
+                    self.run_refund_sagas(&id)?;
+                }
+                Ok(())
             }
             Transition::OfdAcknowledged { fd_number, at_ms } => {
                 let Some(row) = self.store.outbox_by_fd(fd_number)? else {

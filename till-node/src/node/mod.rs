@@ -20,6 +20,7 @@ mod fiscal;
 mod handle;
 mod identity;
 mod ops;
+mod refund;
 pub mod replica;
 mod sync;
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub use identity::{
     resolve_device, Identity, DEVICE_META_KEY, GENERATED_DEVICE_LEN, GENERATED_DEVICE_PREFIX,
 };
 pub use ops::{Answer, IdempotencyRequest};
+pub use refund::{RefundBody, RefundOutcome, REFUND_RETRY_SECONDS};
 pub use sync::RoundOutcome;
 
 /// Compact a document once this many change chunks sit on top of its snapshot.
@@ -107,6 +109,15 @@ pub enum NodeError {
         /// The capacity.
         capacity: u32,
     },
+    /// Only sales can be refunded.
+    #[error("receipt {0} is not a sale and cannot be refunded")]
+    NotRefundable(ReceiptId),
+    /// A refund body names items without payments or the other way round.
+    #[error("a partial refund needs both items and payments; {0} is missing")]
+    RefundField(&'static str),
+    /// A stored refund request no longer reads back.
+    #[error("stored refund request: {0}")]
+    RefundStored(String),
     /// A refund names a receipt this till does not hold.
     #[error("the original receipt {0} is not known on this till")]
     OriginalNotFound(ReceiptId),

@@ -50,7 +50,10 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 impl Node {
     /// The stored answer for `idem`, if this key was answered before with the same request.
-    fn replay(&self, idem: Option<&IdempotencyRequest>) -> Result<Option<Answer>, NodeError> {
+    pub(super) fn replay(
+        &self,
+        idem: Option<&IdempotencyRequest>,
+    ) -> Result<Option<Answer>, NodeError> {
         let Some(idem) = idem else { return Ok(None) };
         match self.store.idempotency(&idem.key)? {
             Some(record) if record.request_sha256 == idem.request_sha256 => Ok(Some(Answer {
@@ -193,6 +196,16 @@ impl Node {
         draft: ReceiptDraft,
         idem: Option<&IdempotencyRequest>,
     ) -> Result<Answer, NodeError> {
+        self.sell_with(draft, idem, WriteBatch::new())
+    }
+
+    /// [`Node::sell`] with more operations committed in the same transaction.
+    pub(super) fn sell_with(
+        &mut self,
+        draft: ReceiptDraft,
+        idem: Option<&IdempotencyRequest>,
+        also: WriteBatch,
+    ) -> Result<Answer, NodeError> {
         if let Some(answer) = self.replay(idem)? {
             return Ok(answer);
         }
@@ -230,6 +243,9 @@ impl Node {
             receipt_id,
         });
         let mut extra = Self::record(idem, &body, now);
+        for op in also.ops() {
+            extra.push(op.clone());
+        }
         if self.fiscal_enabled {
             let hlc = receipt.hlc.clone();
             let job = FiscalJob::Receipt {
@@ -323,9 +339,16 @@ impl Node {
 
     /// Whether any session document of this till holds receipt `id`.
     fn holds_receipt(&self, id: ReceiptId) -> bool {
-        self.replica.iter().any(|(doc, loaded)| {
-            doc.as_str().starts_with("session/")
-                && matches!(session::get_receipt(&loaded.doc, id), Ok(Some(_)))
+        self.find_receipt(id).is_some()
+    }
+
+    /// Receipt `id` from whichever session document of this till holds it.
+    pub(super) fn find_receipt(&self, id: ReceiptId) -> Option<Receipt> {
+        self.replica.iter().find_map(|(doc, loaded)| {
+            if !doc.as_str().starts_with("session/") {
+                return None;
+            }
+            session::get_receipt(&loaded.doc, id).ok().flatten()
         })
     }
 

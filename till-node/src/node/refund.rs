@@ -1,0 +1,207 @@
+//! Refunds as a saga (brief §5): a refund of a receipt the register has not fiscalised yet
+//! cannot be fiscalised before it, so the request is kept (`refund_saga`) and answered 409 with
+//! a retry delay; as soon as the pipeline records the original as fiscalised the saga makes the
+//! refund itself, under the client's own `Idempotency-Key`, so the client's retry gets the
+//! refund's answer and a refund is never made twice.
+
+use crdt_model::receipt::{ItemDraft, PaymentDraft, ReceiptDraft, ReceiptKind};
+use crdt_model::{Receipt, ReceiptId};
+use serde::{Deserialize, Serialize};
+
+use super::ops::{Answer, IdempotencyRequest};
+use super::{Node, NodeError};
+use crate::store::{OutboxStage, RefundSaga, SagaState, WriteBatch};
+use crate::time::now_ms;
+
+/// Seconds a client is told to wait before retrying a refund whose original is not fiscalised.
+pub const REFUND_RETRY_SECONDS: u64 = 5;
+/// Most pending sagas looked at after one fiscalisation.
+const SAGAS_PER_ROUND: usize = 100;
+
+/// Body of `POST /v1/pos/refund`. Without `items` the whole original is refunded with its own
+/// payments; with `items`, `payments` are required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// The sale being refunded.
+    pub original_receipt_id: ReceiptId,
+    /// The POS making the refund (defaults to the original's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_id: Option<String>,
+    /// A part of the original, when not all of it is refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ItemDraft>>,
+    /// How the money goes back (required with `items`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payments: Option<Vec<PaymentDraft>>,
+    /// Buyer phone or e-mail for the electronic refund receipt (tag 1008).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buyer_contact: Option<String>,
+}
+
+/// What a refund request came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// The refund receipt is durable (or this is the stored answer of an earlier request).
+    Done(Answer),
+    /// The original is not fiscalised yet: kept, retried automatically.
+    Pending {
+        /// When to ask again.
+        retry_after_seconds: u64,
+    },
+}
+
+impl RefundBody {
+    /// The refund receipt's draft for `original`.
+    fn draft(self, original: &Receipt) -> Result<ReceiptDraft, NodeError> {
+        let (items, payments) = match (self.items, self.payments) {
+            (None, None) => (
+                original
+                    .lines
+                    .iter()
+                    .map(|line| ItemDraft {
+                        sku: line.sku.clone(),
+                        name: line.name.clone(),
+                        qty: line.qty,
+                        price: line.price,
+                        vat: line.vat,
+                        discount: Some(line.discount),
+                        payment_method: Some(line.payment_method),
+                        payment_object: Some(line.payment_object),
+                    })
+                    .collect(),
+                original
+                    .payments
+                    .iter()
+                    .map(|payment| PaymentDraft {
+                        method: payment.method,
+                        amount: payment.amount,
+                    })
+                    .collect(),
+            ),
+            (Some(items), Some(payments)) => (items, payments),
+            (None, Some(_)) => return Err(NodeError::RefundField("items")),
+            (Some(_), None) => return Err(NodeError::RefundField("payments")),
+        };
+        Ok(ReceiptDraft {
+            pos_id: self.pos_id.unwrap_or_else(|| original.pos_id.clone()),
+            kind: ReceiptKind::Refund,
+            items,
+            payments,
+            discount: None,
+            buyer_contact: self.buyer_contact,
+            refund_of: Some(original.id),
+        })
+    }
+}
+
+impl Node {
+    /// Refunds (part of) a sale of this till; see the module doc.
+    pub fn refund(
+        &mut self,
+        body: RefundBody,
+        idem: &IdempotencyRequest,
+    ) -> Result<RefundOutcome, NodeError> {
+        if let Some(answer) = self.replay(Some(idem))? {
+            return Ok(RefundOutcome::Done(answer));
+        }
+        self.ensure_writable()?;
+        let original_id = body.original_receipt_id;
+        let original = self
+            .find_receipt(original_id)
+            .ok_or(NodeError::OriginalNotFound(original_id))?;
+        if original.kind != ReceiptKind::Sale {
+            return Err(NodeError::NotRefundable(original_id));
+        }
+        let saga = self.store.refund_saga(&idem.key)?;
+        if let Some(saga) = &saga {
+            if saga.request_sha256 != idem.request_sha256 {
+                return Err(NodeError::IdempotencyConflict);
+            }
+        }
+        if !self.is_fiscalised(original_id)? {
+            if saga.is_none() {
+                let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+                let mut batch = WriteBatch::new();
+                batch.put_refund_saga(RefundSaga {
+                    idem_key: idem.key.clone(),
+                    request_sha256: idem.request_sha256,
+                    original_receipt_id: original_id.to_string(),
+                    // Serializing our own body type cannot fail.
+                    request: serde_json::to_vec(&body).unwrap_or_default(),
+                    state: SagaState::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                });
+                self.store.commit(batch)?;
+                tracing::info!(original = %original_id, "refund waits for its original");
+            }
+            return Ok(RefundOutcome::Pending {
+                retry_after_seconds: REFUND_RETRY_SECONDS,
+            });
+        }
+        let draft = body.draft(&original)?;
+        let mut also = WriteBatch::new();
+        if let Some(saga) = saga {
+            let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+            also.update_refund_saga(saga.idem_key, SagaState::Done, saga.attempts, None, now);
+        }
+        self.sell_with(draft, Some(idem), also)
+            .map(RefundOutcome::Done)
+    }
+
+    /// Whether the register has made the document of receipt `id`. A receipt with no outbox
+    /// row was made before a register was attached or purged after acknowledgement.
+    fn is_fiscalised(&self, id: ReceiptId) -> Result<bool, NodeError> {
+        if !self.fiscal_enabled {
+            return Ok(true);
+        }
+        Ok(self.store.outbox_entry(&id.to_string())?.is_none_or(|row| {
+            matches!(
+                row.stage,
+                OutboxStage::Fiscalised | OutboxStage::Acknowledged
+            )
+        }))
+    }
+
+    /// Runs the sagas waiting for `original` (just fiscalised). A saga that cannot run yet (no
+    /// open session, buffer full) stays pending with its error, for the next fiscalisation or
+    /// the client's retry.
+    pub(super) fn run_refund_sagas(&mut self, original: &str) -> Result<(), NodeError> {
+        let sagas = self.store.refund_sagas_pending(SAGAS_PER_ROUND)?;
+        for saga in sagas
+            .into_iter()
+            .filter(|saga| saga.original_receipt_id == original)
+        {
+            let idem = IdempotencyRequest {
+                key: saga.idem_key.clone(),
+                request_sha256: saga.request_sha256,
+            };
+            let result = serde_json::from_slice::<RefundBody>(&saga.request)
+                .map_err(|error| NodeError::RefundStored(error.to_string()))
+                .and_then(|body| self.refund(body, &idem));
+            match result {
+                Ok(RefundOutcome::Done(_)) => {
+                    tracing::info!(key = %saga.idem_key, %original, "pending refund made")
+                }
+                Ok(RefundOutcome::Pending { .. }) => {}
+                Err(error) => {
+                    let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+                    let mut batch = WriteBatch::new();
+                    batch.update_refund_saga(
+                        saga.idem_key.clone(),
+                        SagaState::Pending,
+                        saga.attempts.saturating_add(1),
+                        Some(error.to_string()),
+                        now,
+                    );
+                    self.store.commit(batch)?;
+                    tracing::warn!(key = %saga.idem_key, %error, "pending refund cannot run yet");
+                }
+            }
+        }
+        Ok(())
+    }
+}
