@@ -213,6 +213,45 @@ mod tests {
     }
 
     #[test]
+    fn register_and_ofd_come_together_and_are_checked() {
+        let with = |extra: &[&str]| {
+            let mut args = REQUIRED.to_vec();
+            args.extend_from_slice(extra);
+            parse(&args).expect("parse").resolve()
+        };
+        let (config, _) = with(&[
+            "--register",
+            "serial:/dev/ttyUSB0",
+            "--ofd",
+            "http://ofd.local/",
+        ])
+        .expect("valid");
+        let fiscal = config.fiscal.expect("fiscal on");
+        assert_eq!(fiscal.serial_path, PathBuf::from("/dev/ttyUSB0"));
+        assert_eq!(config.print_wait_ms, 3_000);
+        let refused = |extra: &[&str], key: &str| {
+            let error = with(extra).expect_err("refused").to_string();
+            assert!(error.contains(key), "{extra:?}: {error}");
+        };
+        refused(&["--register", "serial:/dev/ttyUSB0"], "ofd");
+        refused(&["--ofd", "http://ofd.local/"], "register");
+        refused(
+            &["--register", "/dev/ttyUSB0", "--ofd", "http://ofd.local/"],
+            "serial:PATH",
+        );
+        refused(
+            &["--register", "serial:", "--ofd", "http://ofd.local/"],
+            "serial:PATH",
+        );
+        refused(
+            &["--register", "serial:/dev/x", "--ofd", "ftp://ofd.local/"],
+            "ofd",
+        );
+        refused(&["--print-wait-ms", "60000"], "print-wait-ms");
+        assert!(with(&[]).expect("valid").0.fiscal.is_none());
+    }
+
+    #[test]
     fn command_line_alone_with_defaults() {
         let (config, warnings) = parse(REQUIRED).expect("parse").resolve().expect("valid");
         assert!(warnings.is_empty());
