@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# THE demo command (README's first command): one store, S1, with a hub and two tills on this
-# machine, a catalogue of optician goods and services, and the commands to try it.
+# THE demo command (README's first command): one store, S1, with a hub, two tills, an
+# emulated cash register per till and an emulated OFD on this machine, a catalogue of optician
+# goods and services, and the commands to try it.
 #
 # Builds the release binaries, sets up the hub under .demo/ (users, two enrolled tills, the
-# catalogue), starts `hub serve` and two `till-node run`, waits until each answers
-# GET /v1/health, prints what to open and what to type, then waits. Ctrl-C stops everything.
+# catalogue), starts `hub serve`, the OFD emulator, a register emulator per till (a Shtrih-M
+# device on a pseudo-terminal linked at .demo/T1/kkt, its fiscal drive in .demo/T1/kkt-fn/)
+# and two `till-node run` wired to them; waits until each answers, prints what to open and what
+# to type, then waits. Ctrl-C stops everything.
 #
 # Usage:
 #   ./scripts/demo.sh          wipe .demo/ and set everything up afresh
-#   ./scripts/demo.sh --keep   keep .demo/ from the last run (its data, users and tokens)
-# Environment: DEMO_HUB_PORT (8080), DEMO_T1_PORT (8081), DEMO_T2_PORT (8082).
+#   ./scripts/demo.sh --keep   keep .demo/ from the last run (data, users, tokens, FN state;
+#                              the OFD emulator keeps nothing and starts empty)
+# Environment: DEMO_HUB_PORT (8080), DEMO_T1_PORT (8081), DEMO_T2_PORT (8082),
+#   DEMO_OFD_PORT (8090), DEMO_T1_KKT_PORT (8091), DEMO_T2_KKT_PORT (8092).
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
@@ -32,9 +37,15 @@ STORE=S1
 HUB_PORT=${DEMO_HUB_PORT:-8080}
 T1_PORT=${DEMO_T1_PORT:-8081}
 T2_PORT=${DEMO_T2_PORT:-8082}
+OFD_PORT=${DEMO_OFD_PORT:-8090}
+T1_KKT_PORT=${DEMO_T1_KKT_PORT:-8091}
+T2_KKT_PORT=${DEMO_T2_KKT_PORT:-8092}
 HUB_URL="http://127.0.0.1:$HUB_PORT"
 T1_URL="http://127.0.0.1:$T1_PORT"
 T2_URL="http://127.0.0.1:$T2_PORT"
+OFD_URL="http://127.0.0.1:$OFD_PORT"
+T1_KKT_URL="http://127.0.0.1:$T1_KKT_PORT"
+T2_KKT_URL="http://127.0.0.1:$T2_KKT_PORT"
 # Fixed demo passwords, printed below: this is a demo on loopback, not a deployment.
 ADMIN_PASSWORD=demo-admin-2026
 MANAGER_PASSWORD=demo-manager-2026
@@ -48,21 +59,22 @@ CATALOGUE=$DEMO_DIR/catalogue.csv
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
 HUB_BIN=$TARGET_DIR/release/hub
 TILL_BIN=$TARGET_DIR/release/till-node
+FISCAL_BIN=$TARGET_DIR/release/fiscal
 
-# Background processes we started, by pid; cleanup stops exactly these.
+# Background processes we started, by pid, in start order; cleanup stops exactly these.
 PIDS=()
 NAMES=()
 
+# Stops in reverse start order, each before the next, so that a till finishes talking to its
+# register and to the OFD before they go away.
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if ((${#PIDS[@]} > 0)); then
         banner "stopping the demo"
         local i
-        for i in "${!PIDS[@]}"; do
+        for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
             kill -TERM "${PIDS[$i]}" 2>/dev/null || true
-        done
-        for i in "${!PIDS[@]}"; do
             wait "${PIDS[$i]}" 2>/dev/null || true
             info "${NAMES[$i]} stopped"
         done
@@ -84,15 +96,15 @@ start_bg() {
     info "$name started (pid $!, log $LOG_DIR/$name.log)"
 }
 
-# wait_healthy NAME URL: wait until GET URL/v1/health answers (any HTTP status: a till with
-# no OFD yet may call itself degraded), or fail with the tail of the process's log.
-wait_healthy() {
+# wait_answers NAME URL: wait until GET URL answers, with any HTTP status, the process started
+# last; or fail with the tail of its log.
+wait_answers() {
     local name=$1 url=$2 pid=${PIDS[-1]} code i
     for ((i = 0; i < 120; i++)); do
         code="$(curl --silent --output /dev/null --max-time 2 --write-out '%{http_code}' \
-            "$url/v1/health" || true)"
+            "$url" || true)"
         if [[ "$code" != "000" ]]; then
-            info "$name answers at $url/v1/health (HTTP $code)"
+            info "$name answers at $url (HTTP $code)"
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -102,7 +114,13 @@ wait_healthy() {
         sleep 0.25
     done
     tail -n 20 "$LOG_DIR/$name.log" >&2 || true
-    die "$name did not answer $url/v1/health within 30 s"
+    die "$name did not answer $url within 30 s"
+}
+
+# wait_healthy NAME URL: wait until GET URL/v1/health answers (any HTTP status: a till whose
+# OFD link is not up yet may call itself degraded).
+wait_healthy() {
+    wait_answers "$1" "$2/v1/health"
 }
 
 require_free_port() {
@@ -194,9 +212,12 @@ command -v curl >/dev/null 2>&1 || die "curl not found (Debian: apt-get install 
 require_free_port "$HUB_PORT" DEMO_HUB_PORT
 require_free_port "$T1_PORT" DEMO_T1_PORT
 require_free_port "$T2_PORT" DEMO_T2_PORT
+require_free_port "$OFD_PORT" DEMO_OFD_PORT
+require_free_port "$T1_KKT_PORT" DEMO_T1_KKT_PORT
+require_free_port "$T2_KKT_PORT" DEMO_T2_KKT_PORT
 
-banner "building release binaries: cargo build --release -p hub -p till-node"
-cargo build --release -p hub -p till-node
+banner "building release binaries: cargo build --release -p hub -p till-node -p fiscal"
+cargo build --release -p hub -p till-node -p fiscal
 
 if ((KEEP)) && [[ -f "$SECRETS" ]]; then
     banner "reusing $DEMO_DIR/ from the last run (--keep)"
@@ -209,34 +230,53 @@ else
 fi
 mkdir -p "$LOG_DIR"
 
-banner "starting the hub and the tills"
+banner "starting the hub, the OFD emulator, the register emulators and the tills"
 start_bg hub "$HUB_BIN" serve --listen "127.0.0.1:$HUB_PORT" --data "$HUB_DATA"
 wait_healthy hub "$HUB_URL"
 
-# ---- NEXT ISSUE (fiscal/): start the register emulator (on a pseudo-terminal) and the OFD ----
-# ---- emulator here with start_bg + wait_healthy, and pass their addresses to each till.   ----
+start_bg ofd "$FISCAL_BIN" ofd-emulator --listen "127.0.0.1:$OFD_PORT"
+wait_answers ofd "$OFD_URL/control/stats"
+
+# start_register TILL CONTROL_PORT: the till's register emulator: a Shtrih-M device on a
+# pseudo-terminal linked at .demo/TILL/kkt, its fiscal drive (FN) state in .demo/TILL/kkt-fn/.
+start_register() {
+    local link=$DEMO_DIR/$1/kkt
+    mkdir -p "$DEMO_DIR/$1"
+    # A link left behind by a killed run must not pass for the new one below.
+    rm -f "$link"
+    start_bg "kkt-$1" "$FISCAL_BIN" register-emulator --pty-link "$link" \
+        --control "127.0.0.1:$2" --state "$DEMO_DIR/$1/kkt-fn"
+    wait_answers "kkt-$1" "http://127.0.0.1:$2/state"
+    # The emulator makes the link before it serves the control API; check anyway.
+    [[ -L "$link" && -e "$link" ]] || die "kkt-$1 answers but made no pty link at $link"
+    info "kkt-$1 pty linked at $link -> $(readlink "$link")"
+}
+start_register T1 "$T1_KKT_PORT"
+start_register T2 "$T2_KKT_PORT"
 
 # start_till TILL PORT HUB_TOKEN ADMIN_TOKEN: the tokens go in through the environment
 # (TILL_NODE_HUB_TOKEN / TILL_NODE_ADMIN_TOKEN, the same settings as --hub-token /
-# --admin-token) so that they do not show in `ps`.
+# --admin-token) so that they do not show in `ps`. The till prints on its register's pty and
+# sends the fiscal documents to the OFD emulator.
 start_till() {
     TILL_NODE_HUB_TOKEN=$3 TILL_NODE_ADMIN_TOKEN=$4 start_bg "till-$1" "$TILL_BIN" run \
         --listen "127.0.0.1:$2" --data "$DEMO_DIR/$1" --store "$STORE" --till "$1" \
-        --hub "$HUB_URL"
+        --hub "$HUB_URL" --register "serial:$DEMO_DIR/$1/kkt" --ofd "$OFD_URL"
     wait_healthy "till-$1" "http://127.0.0.1:$2"
 }
 start_till T1 "$T1_PORT" "$T1_HUB_TOKEN" "$T1_ADMIN_TOKEN"
 start_till T2 "$T2_PORT" "$T2_HUB_TOKEN" "$T2_ADMIN_TOKEN"
 
-# The example receipt uses a fixed Idempotency-Key so that running it twice shows the
-# original result again instead of a second sale.
+# The first example receipt uses a fixed Idempotency-Key so that running it twice shows the
+# original result again instead of a second sale; the second one takes a fresh key each time.
 cat <<INFO
 
-${C_BOLD}OpticsERP Edge demo is running: store $STORE, hub + tills T1, T2.${C_RESET}
+${C_BOLD}OpticsERP Edge demo is running: store $STORE, hub + tills T1, T2, registers, OFD.${C_RESET}
 
   Hub          $HUB_URL
-  Till T1      $T1_URL
-  Till T2      $T2_URL
+  Till T1      $T1_URL   register emulator $T1_KKT_URL (pty $DEMO_DIR/T1/kkt)
+  Till T2      $T2_URL   register emulator $T2_KKT_URL (pty $DEMO_DIR/T2/kkt)
+  OFD emulator $OFD_URL   (the fiscal data operator both tills send their documents to)
   (NEXT ISSUE, web/: the browser POS will be served by each till at its URL above.)
 
   Hub users    admin / $ADMIN_PASSWORD      manager / $MANAGER_PASSWORD
@@ -245,17 +285,36 @@ ${C_BOLD}OpticsERP Edge demo is running: store $STORE, hub + tills T1, T2.${C_RE
 
 Try it (copy and paste):
 
-  # open a cash session on till T1
+  # open a cash session on till T1 (the register opens its shift)
   curl -s -X POST $T1_URL/v1/session/open -H 'Content-Type: application/json' \\
     -d '{"cashier":"Иванова А. С.","opening_cash":0}'
 
-  # sell an eye test for 1 500,00 ₽ cash; run it twice: same key, same receipt, no double sale
+  # sell an eye test for 1 500,00 ₽ cash: "printed" with the register's fiscal_doc (FD, sign);
+  # run it twice: same key, same receipt, no double sale
   curl -s -X POST $T1_URL/v1/kkt/receipt -H 'Content-Type: application/json' \\
     -H 'Idempotency-Key: 3f6c2a9e-8d1b-4c57-9a0e-5b7d2e4f1c01' \\
     -d '{"pos_id":"T1","type":"sale","items":[{"sku":"SV-EYE-TEST","name":"Проверка зрения","qty":1,"price":150000,"vat":"vat22"}],"payments":[{"method":"cash","amount":150000}]}'
 
-  # the till's fiscal buffer, network and breaker state; force a sync with the hub (admin)
-  curl -s $T1_URL/v1/kkt/buffer/status
+  # what the register made (shift_open, receipt, ...) and what the OFD acknowledged
+  curl -s $T1_KKT_URL/documents
+  curl -s $OFD_URL/control/received
+
+  # in a second terminal: the fiscal buffer (current_queued = not yet acknowledged by the OFD),
+  # stages, network and circuit breaker state
+  watch -n 1 curl -s $T1_URL/v1/kkt/buffer/status
+
+  # take the OFD down, then sell (a fresh key each time): still "printed", but current_queued
+  # grows, and after 5 failed sends (about a minute) circuit_state is OPEN
+  curl -s -X POST $OFD_URL/control/mode -H 'Content-Type: application/json' -d '{"mode":"down"}'
+  curl -s -X POST $T1_URL/v1/kkt/receipt -H 'Content-Type: application/json' \\
+    -H "Idempotency-Key: \$(cat /proc/sys/kernel/random/uuid)" \\
+    -d '{"pos_id":"T1","type":"sale","items":[{"sku":"AC-CASE-HARD","name":"Футляр для очков","qty":1,"price":45000,"vat":"vat22"}],"payments":[{"method":"card","amount":45000}]}'
+
+  # bring the OFD up again: the till drains the backlog by itself when the breaker next
+  # probes (60 s after it opened); or reset the breaker to retry now (admin). force=true also
+  # syncs with the hub and wakes the drain.
+  curl -s -X POST $OFD_URL/control/mode -H 'Content-Type: application/json' -d '{"mode":"up"}'
+  curl -s -X POST $T1_URL/v1/kkt/circuit_breaker/reset -H 'Authorization: Bearer $T1_ADMIN_TOKEN'
   curl -s -X POST '$T1_URL/v1/kkt/buffer/sync?force=true' -H 'Authorization: Bearer $T1_ADMIN_TOKEN'
 
   # on the hub: log in, read the store's summary and the divergence report
