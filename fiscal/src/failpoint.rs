@@ -5,7 +5,8 @@
 //!
 //! Points in the pipeline: [`INTENT_PERSISTED`] (the register intent is durable, nothing sent),
 //! [`REGISTER_DONE`] (the register made the document, the till has not recorded it),
-//! [`OFD_SENT`] (the OFD acknowledged, the FN has not been told).
+//! [`OFD_SENT`] (the OFD acknowledged, the FN has not been told), [`FN_TOLD`] (the FN took the
+//! acknowledgement, the till has not recorded it).
 
 use std::sync::OnceLock;
 
@@ -17,6 +18,9 @@ pub const INTENT_PERSISTED: &str = "pipeline.intent_persisted";
 pub const REGISTER_DONE: &str = "pipeline.register_done";
 /// After the OFD acknowledged a document, before the acknowledgement reaches the FN.
 pub const OFD_SENT: &str = "pipeline.ofd_sent";
+
+/// After the FN took the OFD's acknowledgement, before the till recorded it.
+pub const FN_TOLD: &str = "pipeline.fn_told";
 
 fn armed() -> &'static [String] {
     static ARMED: OnceLock<Vec<String>> = OnceLock::new();

@@ -97,11 +97,30 @@ impl RegisterConnector for SerialConnector {
 
     async fn connect(&mut self) -> std::io::Result<Self::Register> {
         let path = self.path.to_string_lossy().into_owned();
-        let stream = tokio_serial::new(path, BAUD)
+        // Not TIOCEXCL (serialport's default): the kernel keeps that flag after a crash while
+        // the other end stays open, and then refuses every non-root reopen with EBUSY. An
+        // exclusive flock keeps a second process off the port just as well and dies with us.
+        let stream = tokio_serial::new(path.as_str(), BAUD)
+            .exclusive(false)
             .open_native_async()
             .map_err(std::io::Error::other)?;
+        lock_port(&stream, &path)?;
         Ok(ShtrihDriver::new(stream, DriverConfig::default()))
     }
+}
+
+/// Turns the shared flock serialport took on the port into an exclusive one, without waiting.
+fn lock_port(stream: &SerialStream, path: &str) -> std::io::Result<()> {
+    use nix::fcntl::FlockArg;
+    use std::os::unix::io::AsRawFd;
+    // nix's `Flock` wants to own the descriptor; here the serial stream owns it.
+    #[allow(deprecated)]
+    nix::fcntl::flock(stream.as_raw_fd(), FlockArg::LockExclusiveNonblock).map_err(|errno| {
+        std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            format!("the register port {path} is in use by another process ({errno})"),
+        )
+    })
 }
 
 /// The running pipeline as the API sees it.

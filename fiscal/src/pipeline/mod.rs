@@ -74,6 +74,17 @@ pub enum Transition {
         /// When (Unix ms).
         at_ms: u64,
     },
+    /// The FN's own view after a (re)connect: every document of FN `fn_number` before
+    /// `first_unsent_fd` (all of them when `None`) is acknowledged. Catches up a crash between
+    /// handing an acknowledgement to the FN and recording it here.
+    OfdCaughtUp {
+        /// The FN the documents belong to.
+        fn_number: String,
+        /// The oldest document the FN has not had acknowledged, if any.
+        first_unsent_fd: Option<u32>,
+        /// When (Unix ms).
+        at_ms: u64,
+    },
     /// Delivering document `fd_number` to the OFD failed; try again later.
     OfdRetry {
         /// The FN's document number.

@@ -24,6 +24,9 @@ pub(super) struct OfdState {
     pub blocked_fd: Option<u32>,
     /// The last delivery failure, for health.
     pub last_error: Option<String>,
+    /// The FN's acknowledged documents have been reconciled with the store since the last
+    /// connect.
+    caught_up: bool,
 }
 
 impl OfdState {
@@ -34,7 +37,13 @@ impl OfdState {
             not_before_ms: 0,
             blocked_fd: None,
             last_error: None,
+            caught_up: false,
         }
+    }
+
+    /// A new register link: reconcile acknowledgements again before the next delivery.
+    pub fn reconnected(&mut self) {
+        self.caught_up = false;
     }
 
     /// Forget timers (emergency drain, requeue): the next step tries at once. The breaker is
@@ -70,6 +79,23 @@ where
     T: OfdTransport,
     G: Rng + ?Sized,
 {
+    if !state.caught_up {
+        // The FN may have taken an acknowledgement the store never recorded (a crash right
+        // after `write_ofd_ack`): its unsent counter is the truth.
+        let status = match register.status().await {
+            Ok(status) => status,
+            Err(error) => return Ok(OfdOutcome::Register(error)),
+        };
+        let first_unsent_fd = (status.unsent.count > 0).then_some(status.unsent.first_fd);
+        store
+            .apply(Transition::OfdCaughtUp {
+                fn_number: status.fn_number,
+                first_unsent_fd,
+                at_ms: now_ms,
+            })
+            .await?;
+        state.caught_up = true;
+    }
     if state.not_before_ms > now_ms {
         return Ok(OfdOutcome::Step(StepOutcome::WaitUntil(
             state.not_before_ms,
@@ -123,6 +149,7 @@ where
                 // The OFD has the document; sending it again is acknowledged idempotently.
                 return Ok(OfdOutcome::Register(error));
             }
+            failpoint::hit(failpoint::FN_TOLD);
             backoff.on_success();
             state.head = None;
             state.last_error = None;

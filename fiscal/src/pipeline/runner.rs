@@ -251,6 +251,7 @@ where
             match self.connector.connect().await {
                 Ok(register) => {
                     self.register = Some(register);
+                    self.ofd_state.reconnected();
                     self.status.register_up = true;
                     self.status.register_state = "ok";
                     self.last_poll_ms = 0;

@@ -163,6 +163,27 @@ impl JobStore for MemoryJobStore {
                 }),
                 None => Ok(()),
             },
+            Transition::OfdCaughtUp {
+                fn_number,
+                first_unsent_fd,
+                ..
+            } => {
+                let mut jobs = self.jobs.lock().expect("lock");
+                for job in jobs.values_mut() {
+                    let Some(stamp) = job.stamp.as_mut() else {
+                        continue;
+                    };
+                    let before = first_unsent_fd.is_none_or(|first| stamp.fd_number < first);
+                    if job.record.stage == Stage::Fiscalised
+                        && stamp.fn_number == fn_number
+                        && before
+                    {
+                        job.record.stage = Stage::Acknowledged;
+                        stamp.ofd_status = OfdStatus::Acknowledged;
+                    }
+                }
+                Ok(())
+            }
             Transition::OfdRetry {
                 fd_number,
                 attempts,

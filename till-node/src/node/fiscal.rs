@@ -194,6 +194,39 @@ impl Node {
                 });
                 self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, stamp, at_ms)
             }
+            Transition::OfdCaughtUp {
+                fn_number,
+                first_unsent_fd,
+                at_ms,
+            } => {
+                let rows = self.store.outbox_in_stage(
+                    OutboxStage::Fiscalised,
+                    crate::store::outbox::MAX_OUTBOX_READ,
+                )?;
+                tracing::info!(
+                    fn_number,
+                    first_unsent_fd,
+                    fiscalised = rows.len(),
+                    "reconciling OFD acknowledgements with the FN"
+                );
+                for row in rows {
+                    let Some(mut stamp) = stamp_of(&row) else {
+                        continue;
+                    };
+                    let before = first_unsent_fd.is_none_or(|first| stamp.fd_number < first);
+                    if stamp.fn_number != fn_number || !before {
+                        continue;
+                    }
+                    tracing::info!(
+                        job = %row.entry.receipt_id,
+                        fd = stamp.fd_number,
+                        "the FN already had this document acknowledged: recorded now"
+                    );
+                    stamp.ofd_status = OfdStatus::Acknowledged;
+                    self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, Some(stamp), at_ms)?;
+                }
+                Ok(())
+            }
             Transition::OfdRetry {
                 fd_number,
                 attempts,
