@@ -6,7 +6,9 @@
 # Usage:
 #   ./scripts/bench.sh                         every row, full counts
 #   ./scripts/bench.sh --quick                 counts scaled down (a smoke run)
-#   ./scripts/bench.sh --only latency,restart  a subset: latency, buffered, fleet, restart
+#   ./scripts/bench.sh --only latency,restart  a subset: latency, buffered, fleet, restart,
+#                                              print, drain (--only fiscal = print,drain: the
+#                                              register and OFD emulators run in the bench)
 #   ./scripts/bench.sh --data DIR              where the restart row keeps its generated data
 set -euo pipefail
 

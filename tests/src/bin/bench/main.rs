@@ -4,19 +4,25 @@
 //! ```text
 //! scripts/bench.sh                      every row, full counts (release build)
 //! scripts/bench.sh --quick              every row, counts scaled down (a smoke run)
-//! scripts/bench.sh --only latency,fleet a subset: latency, buffered, fleet, restart
+//! scripts/bench.sh --only latency,fleet a subset: latency, buffered, fleet, restart, print,
+//!                                       drain (`fiscal` = print,drain)
 //! scripts/bench.sh --data DIR           where the restart row keeps its 7-day data set
 //!                                       (default: bench-data/ next to this binary); it is
 //!                                       generated once over HTTP and reused by later runs
 //! ```
+//! The fiscal rows (`print`, `drain`, issue 3) run the register and OFD emulators in this
+//! process (the `fiscal` library) and the real till-node on the register's pseudo-terminal.
+//!
 //! Progress goes to stderr, the table to stdout. Timed assertions do not belong in tests
 //! (brief.md §7): this command reports, it does not fail on a missed target.
 
+mod fiscal;
 mod scenarios;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tests::Binaries;
@@ -28,15 +34,21 @@ enum Bench {
     Buffered,
     Fleet,
     Restart,
+    Print,
+    Drain,
 }
 
 impl Bench {
-    const ALL: [Bench; 4] = [
+    const ALL: [Bench; 6] = [
         Bench::Latency,
         Bench::Buffered,
         Bench::Fleet,
         Bench::Restart,
+        Bench::Print,
+        Bench::Drain,
     ];
+    /// `--only fiscal`: every row of the fiscal pipeline.
+    const FISCAL: [Bench; 2] = [Bench::Print, Bench::Drain];
 
     fn name(self) -> &'static str {
         match self {
@@ -44,11 +56,20 @@ impl Bench {
             Bench::Buffered => "buffered",
             Bench::Fleet => "fleet",
             Bench::Restart => "restart",
+            Bench::Print => "print",
+            Bench::Drain => "drain",
         }
     }
 
-    fn parse(name: &str) -> Option<Bench> {
-        Bench::ALL.into_iter().find(|b| b.name() == name)
+    /// The benches a name of `--only` stands for.
+    fn parse(name: &str) -> Option<Vec<Bench>> {
+        if name == "fiscal" {
+            return Some(Bench::FISCAL.to_vec());
+        }
+        Bench::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .map(|b| vec![b])
     }
 }
 
@@ -71,6 +92,17 @@ pub struct Scale {
     pub restart_receipts: usize,
     /// Restarts measured.
     pub restarts: usize,
+    /// Timed sales of the print row with the register emulator at 0 ms per command.
+    pub print_sales_fast: usize,
+    /// Timed sales of the print row at 300 ms per command.
+    pub print_sales_slow: usize,
+    /// Receipts fiscalised while the OFD is down, then drained.
+    pub drain_receipts: usize,
+    /// Keep the OFD down until its circuit breaker has opened (5 failures on the pipeline's
+    /// own backoff, about 20–75 s), as after a real outage; else only while selling.
+    pub drain_outage_opens_breaker: bool,
+    /// How long the drain row without operator action waits before it reports "> cap".
+    pub drain_idle_cap: Duration,
 }
 
 impl Scale {
@@ -83,6 +115,11 @@ impl Scale {
         restart_sessions_per_day: 2,
         restart_receipts: 300,
         restarts: 5,
+        print_sales_fast: 200,
+        print_sales_slow: 50,
+        drain_receipts: 200,
+        drain_outage_opens_breaker: true,
+        drain_idle_cap: Duration::from_secs(6 * 60),
     };
     const QUICK: Scale = Scale {
         latency_sales: 200,
@@ -93,22 +130,61 @@ impl Scale {
         restart_sessions_per_day: 2,
         restart_receipts: 100,
         restarts: 3,
+        print_sales_fast: 20,
+        print_sales_slow: 5,
+        drain_receipts: 50,
+        drain_outage_opens_breaker: false,
+        drain_idle_cap: Duration::from_secs(60),
     };
 }
 
-/// One row of the table. Durations in milliseconds.
+/// What the figures of a row count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A duration in milliseconds; the targets are upper bounds.
+    Millis,
+    /// A rate per second; the targets are lower bounds.
+    PerSecond,
+}
+
+/// One row of the table.
 #[derive(Debug, Clone)]
 pub struct Row {
     /// What was measured.
     pub what: String,
+    /// What `ours`, `target` and `seeds` count.
+    pub unit: Unit,
     /// Our figure.
-    pub ours_ms: f64,
+    pub ours: f64,
+    /// `ours` is a lower bound: the bench stopped waiting (printed as "> ours").
+    pub capped: bool,
     /// brief.md §7 target ("ours"), if the row has one.
-    pub target_ms: Option<f64>,
+    pub target: Option<f64>,
     /// The seeds' target, if any.
-    pub seeds_ms: Option<f64>,
+    pub seeds: Option<f64>,
     /// How it was measured.
     pub note: String,
+}
+
+impl Row {
+    /// A duration row (milliseconds), measured to the end.
+    pub fn millis(
+        what: String,
+        ours_ms: f64,
+        target_ms: Option<f64>,
+        seeds_ms: Option<f64>,
+        note: String,
+    ) -> Row {
+        Row {
+            what,
+            unit: Unit::Millis,
+            ours: ours_ms,
+            capped: false,
+            target: target_ms,
+            seeds: seeds_ms,
+            note,
+        }
+    }
 }
 
 struct Args {
@@ -117,7 +193,8 @@ struct Args {
     data_dir: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: bench [--quick] [--only latency,buffered,fleet,restart] [--data DIR]";
+const USAGE: &str = "usage: bench [--quick] [--only latency,buffered,fleet,restart,print,drain] \
+                     [--data DIR]\n  --only fiscal = print,drain";
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
@@ -131,13 +208,14 @@ fn parse_args() -> anyhow::Result<Args> {
             "--quick" => args.scale = Scale::QUICK,
             "--only" => {
                 let list = raw.next().context("--only needs a list")?;
-                args.only = list
-                    .split(',')
-                    .map(|name| {
+                let mut only = BTreeSet::new();
+                for name in list.split(',') {
+                    only.extend(
                         Bench::parse(name.trim())
-                            .with_context(|| format!("unknown bench {name:?}\n{USAGE}"))
-                    })
-                    .collect::<anyhow::Result<_>>()?;
+                            .with_context(|| format!("unknown bench {name:?}\n{USAGE}"))?,
+                    );
+                }
+                args.only = only;
             }
             "--data" => {
                 args.data_dir = Some(raw.next().context("--data needs a directory")?.into())
@@ -164,12 +242,33 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
-fn ratio(limit: Option<f64>, ours: f64) -> String {
+fn format_rate(per_second: f64) -> String {
+    if per_second >= 10.0 {
+        format!("{per_second:.0} /s")
+    } else {
+        format!("{per_second:.2} /s")
+    }
+}
+
+fn format_figure(unit: Unit, value: f64) -> String {
+    match unit {
+        Unit::Millis => format_ms(value),
+        Unit::PerSecond => format_rate(value),
+    }
+}
+
+/// How many times better than `limit` our figure is (≥ 1 = met). A capped row knows only a
+/// bound: "< r×" (and MISSED when even the bound misses).
+fn ratio(unit: Unit, limit: Option<f64>, ours: f64, capped: bool) -> String {
     match limit {
-        Some(limit) if ours > 0.0 => {
-            let r = limit / ours;
+        Some(limit) if ours > 0.0 && limit > 0.0 => {
+            let r = match unit {
+                Unit::Millis => limit / ours,
+                Unit::PerSecond => ours / limit,
+            };
             let verdict = if r >= 1.0 { "" } else { " MISSED" };
-            format!("{r:.1}×{verdict}")
+            let bound = if capped { "< " } else { "" };
+            format!("{bound}{r:.1}×{verdict}")
         }
         _ => "—".to_owned(),
     }
@@ -180,16 +279,26 @@ fn print_table(rows: &[Row]) {
     println!("| row | ours | target (brief §7) | seeds | target ÷ ours | seeds ÷ ours |");
     println!("|---|---|---|---|---|---|");
     for row in rows {
-        let cell =
-            |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |ms| format!("≤ {}", format_ms(ms)));
+        let bound = match row.unit {
+            Unit::Millis => "≤",
+            Unit::PerSecond => "≥",
+        };
+        let cell = |v: Option<f64>| {
+            v.map_or_else(
+                || "—".to_owned(),
+                |v| format!("{bound} {}", format_figure(row.unit, v)),
+            )
+        };
+        let ours = format_figure(row.unit, row.ours);
         println!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {}{} | {} | {} | {} | {} |",
             row.what,
-            format_ms(row.ours_ms),
-            cell(row.target_ms),
-            cell(row.seeds_ms),
-            ratio(row.target_ms, row.ours_ms),
-            ratio(row.seeds_ms, row.ours_ms),
+            if row.capped { "> " } else { "" },
+            ours,
+            cell(row.target),
+            cell(row.seeds),
+            ratio(row.unit, row.target, row.ours, row.capped),
+            ratio(row.unit, row.seeds, row.ours, row.capped),
         );
     }
     println!();
@@ -230,6 +339,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Bench::Buffered => scenarios::buffered(&bins, &args.scale).await,
             Bench::Fleet => scenarios::fleet(&bins, &args.scale).await,
             Bench::Restart => scenarios::restart(&bins, &args.scale, &data_dir).await,
+            Bench::Print => fiscal::print(&bins, &args.scale).await,
+            Bench::Drain => fiscal::drain(&bins, &args.scale).await,
         }
         .with_context(|| format!("bench {}", bench.name()))?;
         rows.extend(measured);

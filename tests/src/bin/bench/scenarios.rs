@@ -21,12 +21,12 @@ const CONVERGENCE_LIMIT: Duration = Duration::from_secs(600);
 /// measurement; what brings the sales over is the probe (buffered) or the forced syncs (fleet).
 const IDLE_HEARTBEAT_SECS: u64 = 3600;
 
-fn ms(duration: Duration) -> f64 {
+pub(crate) fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1_000.0
 }
 
 /// The `q`-quantile (nearest rank) of sorted samples.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -92,8 +92,8 @@ pub async fn latency(bins: &Binaries, scale: &Scale) -> anyhow::Result<Vec<Row>>
     samples.sort_by(f64::total_cmp);
     let note = format!(
         "{} sequential sales over HTTP to one till-node (hub up, the till pushes after each sale); \
-         time from request to the 200 sent after the SQLite commit (no register yet: the fiscal \
-         pipeline comes next issue)",
+         time from request to the 200 sent after the SQLite commit (no register: the fiscal \
+         pipeline is off; the `print` rows time a sale through the register)",
         scale.latency_sales
     );
     Ok([
@@ -102,12 +102,14 @@ pub async fn latency(bins: &Binaries, scale: &Scale) -> anyhow::Result<Vec<Row>>
         (0.99, "P99", None, None),
     ]
     .into_iter()
-    .map(|(q, label, target_ms, seeds_ms)| Row {
-        what: format!("receipt latency {label} ({} sales)", scale.latency_sales),
-        ours_ms: percentile(&samples, q),
-        target_ms,
-        seeds_ms,
-        note: note.clone(),
+    .map(|(q, label, target_ms, seeds_ms)| {
+        Row::millis(
+            format!("receipt latency {label} ({} sales)", scale.latency_sales),
+            percentile(&samples, q),
+            target_ms,
+            seeds_ms,
+            note.clone(),
+        )
     })
     .collect())
 }
@@ -139,22 +141,22 @@ pub async fn buffered(bins: &Binaries, scale: &Scale) -> anyhow::Result<Vec<Row>
     let listening = started.elapsed();
     let admin = hub.admin_token().await?;
     let done = until_hub_counts(&hub, &admin, scale.buffered_sales as u64).await?;
-    Ok(vec![Row {
-        what: format!(
+    Ok(vec![Row::millis(
+        format!(
             "{} buffered receipts reach the hub after the link returns",
             scale.buffered_sales
         ),
-        ours_ms: ms(done - started),
-        target_ms: Some(2_000.0),
-        seeds_ms: Some(600_000.0),
-        note: format!(
+        ms(done - started),
+        Some(2_000.0),
+        Some(600_000.0),
+        format!(
             "hub started after the sales, no forced sync, no operator action: from spawning the \
              hub process (listening after {:.0} ms) until its summary counts them all (polled \
              every 10 ms); the till probes the hub every 1 s while the link is down \
              (--probe-secs default), heartbeat 1 h",
             ms(listening)
         ),
-    }])
+    )])
 }
 
 /// Many tills sell offline, then all reconnect at once: time until the hub counts every sale.
@@ -197,20 +199,20 @@ pub async fn fleet(bins: &Binaries, scale: &Scale) -> anyhow::Result<Vec<Row>> {
     )
     .await?;
     let done = until_hub_counts(&hub, &admin, expected).await?;
-    Ok(vec![Row {
-        what: format!(
+    Ok(vec![Row::millis(
+        format!(
             "{} tills × {} offline receipts reconnect at once → hub converged",
             scale.fleet_tills, scale.fleet_sales
         ),
-        ours_ms: ms(done - started),
-        target_ms: Some(10_000.0),
-        seeds_ms: None,
-        note: format!(
+        ms(done - started),
+        Some(10_000.0),
+        None,
+        format!(
             "{} till-node processes and the hub (embedded SQLite) on one machine; from the forced \
              syncs (all at once) until the summary counts all {expected}",
             scale.fleet_tills
         ),
-    }])
+    )])
 }
 
 /// What the restart row's generated data set needs to be reused.
@@ -313,15 +315,15 @@ pub async fn restart(bins: &Binaries, scale: &Scale, data_root: &Path) -> anyhow
         till.stop().await;
     }
     samples.sort_by(f64::total_cmp);
-    Ok(vec![Row {
-        what: format!(
+    Ok(vec![Row::millis(
+        format!(
             "till restart → first accepted sale ({} days of closed sessions)",
             scale.restart_days
         ),
-        ours_ms: percentile(&samples, 0.5),
-        target_ms: Some(1_000.0),
-        seeds_ms: Some(120_000.0),
-        note: format!(
+        percentile(&samples, 0.5),
+        Some(1_000.0),
+        Some(120_000.0),
+        format!(
             "median of {} restarts (max {}) from spawning till-node to the 200 of a sale; on disk: \
              {} closed sessions × {} receipts + the open session, till.db {:.1} MiB, all held by \
              the hub (sessions generated over HTTP just before, so none past retention)",
@@ -331,5 +333,5 @@ pub async fn restart(bins: &Binaries, scale: &Scale, data_root: &Path) -> anyhow
             scale.restart_receipts,
             db_bytes as f64 / (1024.0 * 1024.0),
         ),
-    }])
+    )])
 }
