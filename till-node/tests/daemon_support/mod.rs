@@ -64,3 +64,54 @@ pub fn spawn_listening(mut command: Command, secrets: &[&str]) -> (Child, String
         .expect("a `listening on` line");
     (child, address)
 }
+
+/// Every stderr line of a spawned `till-node`, collected while it runs (the newest
+/// [`LOG_LINES_MAX`] kept), for tests that assert on the log or print it when they fail.
+pub type LogLines = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>;
+
+/// How many stderr lines [`spawn_listening_logged`] keeps.
+pub const LOG_LINES_MAX: usize = 5_000;
+
+/// As [`spawn_listening`], and every stderr line is also kept in the returned [`LogLines`].
+pub fn spawn_listening_logged(mut command: Command, secrets: &[&str]) -> (Child, String, LogLines) {
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("till-node starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();
+    let lines = LogLines::default();
+    let kept = std::sync::Arc::clone(&lines);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            assert!(
+                !secrets.iter().any(|secret| line.contains(secret.as_str())),
+                "token logged: {line}"
+            );
+            if !sent {
+                if let Some(at) = line.find("listening on ") {
+                    let address = line[at + "listening on ".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(address);
+                    sent = true;
+                }
+            }
+            let mut kept = kept
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if kept.len() == LOG_LINES_MAX {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a `listening on` line");
+    (child, address, lines)
+}
