@@ -68,12 +68,24 @@ async fn a_shift_older_than_24_hours_refuses_receipts_until_closed() {
         driver.status().await.expect("status").shift,
         ShiftState::Expired
     );
+    assert_eq!(
+        driver.shift_state().await.expect("short status"),
+        ShiftState::Expired
+    );
     let z = driver
         .close_shift("Кассир")
         .await
         .expect("Z is allowed after 24 h");
     assert_eq!(z.fd_number, 4);
+    assert_eq!(
+        driver.shift_state().await.expect("short status"),
+        ShiftState::Closed
+    );
     let open = driver.open_shift("Кассир").await.expect("new shift");
+    assert_eq!(
+        driver.shift_state().await.expect("short status"),
+        ShiftState::Open
+    );
     assert_eq!(open.shift_number, 2);
     let document = driver.receipt(&sale(1_000)).await.expect("sells again");
     assert_eq!((document.shift_number, document.receipt_number), (2, 1));

@@ -247,8 +247,7 @@ async fn ensure_shift<R: FiscalRegister>(
     register: &mut R,
     cashier: &str,
 ) -> Result<(), RegisterError> {
-    let status = register.status().await?;
-    match status.shift {
+    match register.shift_state().await? {
         ShiftState::Open => Ok(()),
         ShiftState::Closed => register.open_shift(cashier).await.map(drop),
         ShiftState::Expired => {

@@ -215,6 +215,9 @@ pub type RegisterResult<T> = Result<T, RegisterError>;
 pub trait FiscalRegister: Send {
     /// Status: shift, counters, warnings, OFD backlog.
     fn status(&mut self) -> impl Future<Output = RegisterResult<RegisterStatus>> + Send;
+    /// The shift state alone: one short command, for the check before every receipt
+    /// (a full [`FiscalRegister::status`] costs several round trips on a slow line).
+    fn shift_state(&mut self) -> impl Future<Output = RegisterResult<ShiftState>> + Send;
     /// Opens a shift (FD form 2).
     fn open_shift(
         &mut self,

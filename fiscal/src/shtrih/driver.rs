@@ -246,6 +246,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> FiscalRegister for ShtrihDriver<S
         })
     }
 
+    async fn shift_state(&mut self) -> RegisterResult<ShiftState> {
+        let short_status = self.command(CMD_SHORT_STATUS, &[], false).await?;
+        match short_status.get(3).copied() {
+            Some(MODE_SHIFT_CLOSED) => Ok(ShiftState::Closed),
+            Some(MODE_SHIFT_EXPIRED) => Ok(ShiftState::Expired),
+            // A receipt can only be open inside an open shift.
+            Some(MODE_SHIFT_OPEN | MODE_RECEIPT_OPEN) => Ok(ShiftState::Open),
+            // Any other mode (printing, data output…): ask the FN itself.
+            Some(_) => Ok(self.status().await?.shift),
+            None => Err(short("0x10")),
+        }
+    }
+
     async fn open_shift(&mut self, cashier: &str) -> RegisterResult<FiscalDocument> {
         self.command(CMD_BEGIN_OPEN_SHIFT, &[], true).await?;
         let mut tags = TlvWriter::new();
