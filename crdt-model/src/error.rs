@@ -90,7 +90,9 @@ pub enum IdError {
         value: String,
     },
     /// Not a canonical document id.
-    #[error("{value:?} is not a document id (catalogue/<store> or session/<store>/<till>/<uuid>)")]
+    #[error(
+        "{value:?} is not a document id (catalogue/<store>, session/<store>/<till>/<uuid> or staff/<store>)"
+    )]
     InvalidDocKey {
         /// The offending value (truncated).
         value: String,
@@ -346,6 +348,44 @@ pub enum SessionError {
     },
     /// An entry in the document that fails its checks when read back.
     #[error("corrupt session entry {key:?}: {reason}")]
+    Corrupt {
+        /// Path of the entry in the document.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An error from Automerge itself.
+    #[error("automerge: {0}")]
+    Automerge(#[from] AutomergeError),
+}
+
+/// Errors of the staff (credentials) document.
+#[derive(Debug, Error)]
+pub enum StaffError {
+    /// `init` on a document that already has content.
+    #[error("document is not empty")]
+    NotEmpty,
+    /// The document is not a staff document (or not initialised).
+    #[error("document is not a staff document")]
+    NotAStaffDoc,
+    /// A member field that breaks a rule (the login is shown, never the hash).
+    #[error("staff member {login:?}: {field} {reason}")]
+    InvalidMember {
+        /// The member's login (truncated).
+        login: String,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A new member would exceed the members a staff document holds.
+    #[error("more than {max} staff members")]
+    TooManyMembers {
+        /// The limit.
+        max: usize,
+    },
+    /// An entry in the document that fails its checks when read back.
+    #[error("corrupt staff entry {key:?}: {reason}")]
     Corrupt {
         /// Path of the entry in the document.
         key: String,

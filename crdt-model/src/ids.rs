@@ -184,6 +184,12 @@ pub enum DocKey {
         /// The session.
         session: SessionId,
     },
+    /// The credentials of a store's cashiers and managers: `staff/<store>`. Written by the
+    /// hub only; the store's tills read it to log cashiers in with no hub.
+    Staff {
+        /// The store.
+        store: StoreId,
+    },
 }
 
 impl DocKey {
@@ -208,6 +214,9 @@ impl DocKey {
                 till: till.parse()?,
                 session: session.parse()?,
             },
+            ["staff", store] => DocKey::Staff {
+                store: store.parse()?,
+            },
             _ => return Err(invalid()),
         };
         if key.to_doc_id() != doc_id {
@@ -219,14 +228,16 @@ impl DocKey {
     /// The store the document belongs to (the unit of sharing).
     pub fn store(&self) -> &StoreId {
         match self {
-            DocKey::Catalogue { store } | DocKey::Session { store, .. } => store,
+            DocKey::Catalogue { store }
+            | DocKey::Session { store, .. }
+            | DocKey::Staff { store } => store,
         }
     }
 
     /// The till that owns the document, for session documents.
     pub fn till(&self) -> Option<&TillId> {
         match self {
-            DocKey::Catalogue { .. } => None,
+            DocKey::Catalogue { .. } | DocKey::Staff { .. } => None,
             DocKey::Session { till, .. } => Some(till),
         }
     }
@@ -241,6 +252,7 @@ impl fmt::Display for DocKey {
                 till,
                 session,
             } => write!(f, "session/{store}/{till}/{session}"),
+            DocKey::Staff { store } => write!(f, "staff/{store}"),
         }
     }
 }
@@ -381,6 +393,29 @@ mod tests {
         let catalogue = DocKey::Catalogue { store: store("S1") };
         assert_eq!(catalogue.to_doc_id(), "catalogue/S1");
         assert_eq!(DocKey::parse("catalogue/S1"), Ok(catalogue));
+    }
+
+    #[test]
+    fn staff_doc_keys_round_trip() {
+        let staff = DocKey::Staff { store: store("S1") };
+        assert_eq!(staff.to_doc_id(), "staff/S1");
+        assert_eq!(DocKey::parse("staff/S1"), Ok(staff.clone()));
+        assert_eq!("staff/S1".parse::<DocKey>(), Ok(staff.clone()));
+        assert_eq!(staff.store(), &store("S1"));
+        assert_eq!(staff.till(), None);
+        let json = serde_json::to_string(&staff).expect("serialize");
+        assert_eq!(json, "\"staff/S1\"");
+        assert_eq!(serde_json::from_str::<DocKey>(&json).ok(), Some(staff));
+        for bad in [
+            "staff",
+            "staff/",
+            "staff/S1/T1",
+            "Staff/S1",
+            "staff/S 1",
+            "staff/S/1",
+        ] {
+            assert!(DocKey::parse(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   a conflict ledger.
 //! - [`session`]: the per-till, per-shift cash-session document: receipts, cash
 //!   movements, Z close and totals.
+//! - [`staff`]: the per-store staff document: cashiers' and managers' credentials (argon2id
+//!   hashes only) replicated from the hub to the tills, last writer by HLC wins.
 //! - [`error`]: one error enum per family of operations.
 
 pub mod catalogue;
@@ -24,14 +26,16 @@ pub mod ids;
 pub mod money;
 pub mod receipt;
 pub mod session;
+pub mod staff;
 pub mod vat;
 
 pub use error::{
     CatalogueError, ClockError, DiscountError, IdError, QuantityError, ReceiptError, SessionError,
-    Violation,
+    StaffError, Violation,
 };
 pub use hlc::{Hlc, HlcClock};
 pub use ids::{DocKey, MovementId, ReceiptId, SessionId, StoreId, TillId};
 pub use money::{line_amount, Kopecks, Quantity};
 pub use receipt::Receipt;
+pub use staff::{StaffMember, StaffRole};
 pub use vat::VatRate;

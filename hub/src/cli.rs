@@ -95,7 +95,8 @@ pub enum AdminCommand {
         /// admin, manager, support, accountant or cashier.
         #[arg(long)]
         role: Option<String>,
-        /// Limit the user to one store (required for cashiers).
+        /// Limit the user to one store (required for cashiers). Cashiers and managers of
+        /// a store are replicated (hash only) to its tills through `staff/<store>`.
         #[arg(long)]
         store: Option<String>,
         /// Database location.

@@ -18,6 +18,8 @@
 //! - [`cli`] — the `hub` command line (clap) and what each subcommand runs.
 //! - [`catalogue_import`] — `hub catalogue import`: CSV price list → the store's catalogue
 //!   document.
+//! - [`staff`] — cashiers' and managers' credentials (argon2id hashes) written into the
+//!   store's staff document, which its tills receive read-only.
 //!
 //! Money is `crdt_model::Kopecks` throughout (integer kopecks).
 
@@ -29,6 +31,7 @@ pub mod config;
 pub mod db;
 pub mod metrics;
 pub mod serve;
+pub mod staff;
 pub mod sync;
 
 /// The name of the hub in actor ids (`hub/hub`) and HLC nodes (`hub`).

@@ -1,10 +1,13 @@
 //! The till's side of the share policy: what it accepts from the hub.
 //!
-//! The hub (peer `hub`) may read and write the store's catalogue (`catalogue/<store>`) and this
-//! till's own session documents (`session/<store>/<till>/<uuid>`); nothing else. Authorship is
-//! checked per change the till does not hold yet: a session change must be authored by a device
-//! of this till, a catalogue change by a till of this store or by a hub process. A forged
-//! "hub" change inside a session, or another store's document, refuses the whole reply.
+//! The hub (peer `hub`) may read and write the store's catalogue (`catalogue/<store>`), the
+//! store's staff credentials (`staff/<store>`) and this till's own session documents
+//! (`session/<store>/<till>/<uuid>`); nothing else. Authorship is checked per change the till
+//! does not hold yet: a session change must be authored by a device of this till, a catalogue
+//! change by a till of this store or by a hub process, a staff change by a hub process only
+//! (the hub alone writes credentials; its policy makes the document read-only for tills). A
+//! forged "hub" change inside a session, a till-authored staff change, or another store's
+//! document refuses the whole reply.
 //!
 //! Retention: the till drops sealed sessions after `--retention-days`, but the hub keeps them and
 //! offers them again to a till that does not list them. Session ids are UUIDv7 (time-ordered),
@@ -78,6 +81,8 @@ impl SharePolicy for TillPolicy {
         }
         match DocKey::parse(doc.as_str()) {
             Ok(DocKey::Catalogue { store }) if store == self.store => Access::ReadWrite,
+            // ReadWrite so that the till accepts the hub's changes; the till never writes it.
+            Ok(DocKey::Staff { store }) if store == self.store => Access::ReadWrite,
             Ok(DocKey::Session {
                 store,
                 till,
@@ -106,6 +111,7 @@ impl SharePolicy for TillPolicy {
             (DocKey::Session { .. }, ActorOwner::Till { store, till, .. }) => {
                 store == self.store && till == self.till
             }
+            (DocKey::Staff { store }, ActorOwner::Hub { .. }) => store == self.store,
             _ => false,
         }
     }
@@ -173,6 +179,31 @@ mod tests {
         assert!(p.may_author(&hub(), &catalogue, &sibling));
         assert!(!p.may_author(&hub(), &catalogue, &foreign));
         assert!(!p.may_author(&hub(), &catalogue, &ActorId::from(b"random".as_slice())));
+    }
+
+    #[test]
+    fn staff_of_its_own_store_comes_from_hub_actors_only() {
+        let p = policy(&[]);
+        let staff = doc("staff/S1");
+        assert_eq!(p.access(&hub(), &staff), Access::ReadWrite);
+        assert_eq!(p.access(&hub(), &doc("staff/S2")), Access::None);
+        let stranger = PeerId::new("till:S1/T2").expect("peer");
+        assert_eq!(p.access(&stranger, &staff), Access::None);
+
+        let s1 = StoreId::new("S1").expect("store");
+        let t1 = TillId::new("T1").expect("till");
+        let t2 = TillId::new("T2").expect("till");
+        let hub_writer = hub_actor("hub").expect("actor");
+        assert!(p.may_author(&hub(), &staff, &hub_writer));
+        for till_actor in [
+            actor_id(&s1, &t1, "node").expect("actor"),
+            actor_id(&s1, &t2, "node").expect("actor"),
+        ] {
+            assert!(!p.may_author(&hub(), &staff, &till_actor));
+        }
+        assert!(!p.may_author(&hub(), &staff, &ActorId::from(b"random".as_slice())));
+        assert!(!p.may_author(&hub(), &doc("staff/S2"), &hub_writer));
+        assert!(!p.may_author(&stranger, &staff, &hub_writer));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::auth_types::{validate_secret, Role};
 use crate::db::ids::{validate_store_id, validate_till_id, validate_user_name};
 use crate::db::{now_ms, Db, DbError};
+use crate::staff::{staff_role, MemberUpdate};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
@@ -199,6 +200,10 @@ impl Db {
 
     /// Creates a user with an argon2id hash of `password` (a 4..=8 digit PIN for cashiers,
     /// who must also have a store). [`DbError::AlreadyExists`] if the name is taken.
+    ///
+    /// A cashier, or a manager with a store, is also written into the store's staff
+    /// document (`staff/<store>`, the hash only) in the same transaction as the user row,
+    /// so the store's tills can log them in without the hub ([`crate::staff`]).
     pub async fn create_user(
         &self,
         name: &str,
@@ -240,6 +245,16 @@ impl Db {
                 what: "user",
                 key: name.to_owned(),
             });
+        }
+        if let (Some(staff_role), Some(store)) = (staff_role(role, store), store) {
+            let update = MemberUpdate {
+                login: name.to_owned(),
+                role: staff_role,
+                secret_hash: hash,
+                active: true,
+            };
+            let wall_ms = u64::try_from(created_at_ms).unwrap_or(0);
+            crate::staff::put_member(&mut tx, store, update, wall_ms).await?;
         }
         tx.commit().await?;
         Ok(User {

@@ -112,6 +112,17 @@ pub enum DbError {
         detail: String,
     },
 
+    /// A replicated document the hub writes itself (a staff document) cannot take the
+    /// write: it does not load, belongs to another store, or holds a newer entry than the
+    /// hub's clock can stamp. Nothing was written.
+    #[error("document {doc_id}: {reason}")]
+    Document {
+        /// The document.
+        doc_id: String,
+        /// Why (never secrets).
+        reason: String,
+    },
+
     /// Argon2 hashing failed or its blocking task panicked.
     #[error("password hashing failed: {0}")]
     PasswordHash(String),

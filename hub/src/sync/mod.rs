@@ -19,9 +19,10 @@
 //! SQL rows), [`clock_guard`] (timestamps from the future), [`round`] (the CPU half), [`cache`] (loaded documents reused when their
 //! stored rows are unchanged), [`http`] (the axum handler).
 //!
-//! Documents the hub offers a till on `complete` requests: `catalogue/<store>` and the
-//! till's own session documents changed within [`SESSION_RETENTION`] (7 days, the till's
-//! own retention), so a replaced till gets its recent sessions back.
+//! Documents the hub offers a till on `complete` requests: `catalogue/<store>`,
+//! `staff/<store>` (read-only for the till) and the till's own session documents changed
+//! within [`SESSION_RETENTION`] (7 days, the till's own retention), so a replaced till gets
+//! its recent sessions back.
 
 pub mod cache;
 pub mod clock_guard;
@@ -281,7 +282,11 @@ impl HubSync {
             store: till.store.clone(),
         }
         .to_doc_id();
-        let mut held: BTreeSet<String> = BTreeSet::from([catalogue]);
+        let staff = DocKey::Staff {
+            store: till.store.clone(),
+        }
+        .to_doc_id();
+        let mut held: BTreeSet<String> = BTreeSet::from([catalogue, staff]);
         held.extend(
             rows.into_iter()
                 .filter(|row| {

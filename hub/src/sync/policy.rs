@@ -1,11 +1,13 @@
 //! The hub's share policy for one authenticated till, and the till's peer identity.
 //!
 //! A till `S/T` (peer id `till:S/T`) may read and write `catalogue/S` and its own session
-//! documents `session/S/T/<uuid>`; every other document does not exist for it (the whole
-//! envelope is refused with 403 if it names one). Authorship: session changes must come from
-//! an actor of till `S/T` (any device of it); catalogue changes from any till of store `S`
-//! or from a hub. Changes the hub already holds are never checked (a till relays the hub's
-//! own catalogue changes back, for instance).
+//! documents `session/S/T/<uuid>`, and only read `staff/S` (its store's cashier and manager
+//! credentials, written by the hub alone: a till's message carrying changes to it refuses
+//! the round, 403); every other document does not exist for it (the whole envelope is
+//! refused with 403 if it names one). Authorship: session changes must come from an actor
+//! of till `S/T` (any device of it); catalogue changes from any till of store `S` or from a
+//! hub; staff changes from no till at all. Changes the hub already holds are never checked
+//! (a till relays the hub's own catalogue changes back, for instance).
 
 use crdt_model::ids::{parse_actor, ActorOwner};
 use crdt_model::{DocKey, StoreId, TillId};
@@ -85,6 +87,7 @@ impl SharePolicy for TillPolicy {
             {
                 Access::ReadWrite
             }
+            Some(DocKey::Staff { store }) if store == self.till.store => Access::Read,
             _ => Access::None,
         }
     }
@@ -102,6 +105,8 @@ impl SharePolicy for TillPolicy {
             }
             (DocKey::Catalogue { .. }, ActorOwner::Till { store, .. }) => store == self.till.store,
             (DocKey::Catalogue { .. }, ActorOwner::Hub { .. }) => true,
+            // Read-only for tills (refused above already): only the hub writes staff docs.
+            (DocKey::Staff { .. }, _) => false,
             _ => false,
         }
     }
@@ -150,6 +155,22 @@ mod tests {
         }
         let stranger = TillPeer::new("S1", "T2").expect("till").peer;
         assert_eq!(policy.access(&stranger, &doc("catalogue/S1")), Access::None);
+    }
+
+    #[test]
+    fn a_till_reads_its_store_staff_document_and_writes_no_staff_document() {
+        let till = TillPeer::new("S1", "T1").expect("till");
+        let peer = till.peer.clone();
+        let policy = TillPolicy::new(till);
+        let staff = doc("staff/S1");
+        assert_eq!(policy.access(&peer, &staff), Access::Read);
+        assert_eq!(policy.access(&peer, &doc("staff/S2")), Access::None);
+        let stranger = TillPeer::new("S2", "T1").expect("till").peer;
+        assert_eq!(policy.access(&stranger, &staff), Access::None);
+        let own =
+            actor_id(&"S1".parse().expect("s"), &"T1".parse().expect("t"), "node").expect("actor");
+        assert!(!policy.may_author(&peer, &staff, &own));
+        assert!(!policy.may_author(&peer, &staff, &hub_actor("hub").expect("hub")));
     }
 
     #[test]

@@ -113,6 +113,11 @@ pub fn doc_meta(key: &DocKey) -> DocMeta {
             kind: "session".to_owned(),
             till: Some(till.to_string()),
         },
+        DocKey::Staff { store } => DocMeta {
+            store: store.to_string(),
+            kind: "staff".to_owned(),
+            till: None,
+        },
     }
 }
 
@@ -268,6 +273,13 @@ pub fn compute(
                     .guard
                     .check_catalogue(doc_id, doc, before)
                     .map_err(SyncRoundError::ClockAhead)?,
+                // Read-only for tills: `Server::plan` refuses a staff message carrying
+                // changes, so reaching this is a bug; refuse the round rather than store it.
+                DocKey::Staff { .. } => {
+                    return Err(SyncRoundError::Internal(format!(
+                        "read-only document {doc_id} received changes"
+                    )));
+                }
             }
             let loaded_chunks = chunk_ids.remove(&outcome.doc).unwrap_or_default();
             if loaded_chunks.len() + 1 > COMPACT_AFTER_CHUNKS {

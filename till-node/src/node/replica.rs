@@ -107,6 +107,8 @@ impl LoadedDoc {
         match key {
             DocKey::Session { .. } => session_max_hlc(&self.doc),
             DocKey::Catalogue { .. } => catalogue_max_hlc(&self.doc),
+            // Written by the hub only; its clock is not ours to follow.
+            DocKey::Staff { .. } => None,
         }
     }
 }
