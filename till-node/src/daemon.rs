@@ -66,7 +66,8 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
         config.admin_token.expose(),
         config.buffer_capacity,
     )
-    .with_print_wait(Duration::from_millis(config.print_wait_ms)))
+    .with_print_wait(Duration::from_millis(config.print_wait_ms))
+    .with_web_dir(config.web_dir.clone()))
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C.

@@ -11,6 +11,8 @@
 //! - [`sync_loop`] — sync sessions with the hub (heartbeat, push after a sale, forced sync),
 //!   feeding the link monitor and the metrics.
 //! - [`policy`] — what the till accepts from the hub (its store's catalogue, its own sessions).
+//! - [`pos`] — the browser POS: its share policy, PIN check against the replicated staff
+//!   document, wrong-PIN throttling and login tokens.
 //! - [`link`] — online / degraded / offline with hysteresis.
 //! - [`metrics`] — Prometheus metrics with the seeds' names.
 //! - [`daemon`] — start-up, listener, background tasks, graceful shutdown.
@@ -31,6 +33,7 @@ pub mod link;
 pub mod metrics;
 pub mod node;
 pub mod policy;
+pub mod pos;
 pub mod store;
 pub mod sync_loop;
 pub mod time;

@@ -64,6 +64,13 @@ async fn admin_routes_refuse_anonymous_and_wrong_tokens() {
                     right.status
                 );
             }
+            RouteAccess::Cashier => {
+                // Only a PIN login's token opens these; the admin token is not one.
+                for reply in [&anonymous, &wrong, &malformed, &right] {
+                    assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{route:?}");
+                    assert_eq!(reply.body["error"], "login_required", "{route:?}");
+                }
+            }
             RouteAccess::Public => {
                 for reply in [&anonymous, &wrong, &right] {
                     assert!(

@@ -20,16 +20,18 @@
 pub mod body;
 pub mod error;
 mod fiscal;
+mod pos;
 mod printed;
 mod session;
 mod status;
 
 use std::fmt;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::handler::Handler;
+use axum::handler::{Handler, HandlerWithoutStateExt};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -41,6 +43,7 @@ use tower_http::trace::TraceLayer;
 use crate::fiscal_link::FiscalLink;
 use crate::metrics::Metrics;
 use crate::node::NodeHandle;
+use crate::pos::throttle::PinThrottle;
 use crate::sync_loop::Syncer;
 pub use error::ApiError;
 
@@ -56,6 +59,8 @@ pub enum RouteAccess {
     Public,
     /// Bearer admin token.
     Admin,
+    /// Bearer token of a cashier's PIN login (`POST /v1/pos/login`).
+    Cashier,
 }
 
 /// One row of the route table.
@@ -109,8 +114,12 @@ impl Route {
 
 /// THE route table.
 pub fn routes() -> Vec<Route> {
-    use RouteAccess::{Admin, Public};
+    use RouteAccess::{Admin, Cashier, Public};
     vec![
+        Route::post("/v1/pos/login", Public, pos::login),
+        Route::post("/v1/pos/approve", Cashier, pos::approve),
+        Route::post("/v1/pos/logout", Cashier, pos::logout),
+        Route::post("/v1/pos/sync", Cashier, pos::sync),
         Route::post("/v1/session/open", Public, session::open),
         Route::get("/v1/session/current", Public, session::current),
         Route::post("/v1/session/cash", Public, session::cash),
@@ -152,6 +161,8 @@ struct Shared {
     buffer_capacity: u32,
     fiscal: Option<FiscalLink>,
     print_wait: Duration,
+    pin_throttle: Arc<Mutex<PinThrottle>>,
+    web_dir: Option<PathBuf>,
 }
 
 impl fmt::Debug for AppState {
@@ -180,6 +191,8 @@ impl AppState {
                 buffer_capacity,
                 fiscal: None,
                 print_wait: Duration::ZERO,
+                pin_throttle: Arc::default(),
+                web_dir: None,
             }),
         }
     }
@@ -194,6 +207,32 @@ impl AppState {
         self.map_shared(|shared| shared.print_wait = wait)
     }
 
+    /// Serves the browser POS bundle (`index.html`, JS, WASM, service worker) from `dir` at `/`.
+    pub fn with_web_dir(self, dir: Option<PathBuf>) -> AppState {
+        self.map_shared(|shared| shared.web_dir = dir)
+    }
+
+    /// Milliseconds the PIN login stays locked after wrong PINs, if it is locked.
+    fn pin_throttle_wait(&self, now_ms: u64) -> Option<u64> {
+        self.throttle().wait_ms(now_ms)
+    }
+
+    fn pin_throttle_fail(&self, now_ms: u64) -> Option<u64> {
+        self.throttle().fail(now_ms)
+    }
+
+    fn pin_throttle_succeed(&self) {
+        self.throttle().succeed();
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, PinThrottle> {
+        // The throttle is a plain counter: a panic elsewhere cannot leave it inconsistent.
+        self.inner
+            .pin_throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A state with `change` applied (the settings are fixed once serving starts).
     fn map_shared(self, change: impl FnOnce(&mut Shared)) -> AppState {
         let mut shared = match Arc::try_unwrap(self.inner) {
@@ -206,6 +245,8 @@ impl AppState {
                 buffer_capacity: inner.buffer_capacity,
                 fiscal: inner.fiscal.clone(),
                 print_wait: inner.print_wait,
+                pin_throttle: Arc::clone(&inner.pin_throttle),
+                web_dir: inner.web_dir.clone(),
             },
         };
         change(&mut shared);
@@ -263,16 +304,31 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes() {
-        let handler = match route.access {
+        let mut handler = match route.access {
             RouteAccess::Public => route.handler,
             RouteAccess::Admin => route
                 .handler
                 .route_layer(middleware::from_fn_with_state(state.clone(), require_admin)),
+            RouteAccess::Cashier => route.handler.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                pos::require_cashier,
+            )),
         };
+        if route.path == "/v1/pos/sync" {
+            handler = handler.layer(DefaultBodyLimit::max(pos::MAX_SYNC_BODY_BYTES));
+        }
         router = router.route(route.path, handler);
     }
+    let router = match &state.inner.web_dir {
+        // The POS bundle at `/`; whatever it lacks gets the API's JSON 404.
+        Some(dir) => router.fallback_service(
+            tower_http::services::ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .fallback(not_found.into_service()),
+        ),
+        None => router.fallback(not_found),
+    };
     router
-        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limit_time))
         .layer(TraceLayer::new_for_http())

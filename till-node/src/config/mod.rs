@@ -190,6 +190,10 @@ pub struct PartialRunConfig {
     /// [default: 3000 ms; 0 answers at once].
     #[arg(long, value_name = "MS")]
     pub print_wait_ms: Option<u64>,
+    /// Directory of the browser POS bundle (`index.html`, JS, WASM) served at `/`
+    /// [default: none, the API only].
+    #[arg(long, value_name = "DIR")]
+    pub web: Option<PathBuf>,
     /// Log format [default: text].
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -249,6 +253,7 @@ impl PartialRunConfig {
             register: self.register.or(lower.register),
             ofd: self.ofd.or(lower.ofd),
             print_wait_ms: self.print_wait_ms.or(lower.print_wait_ms),
+            web: self.web.or(lower.web),
             log_format: self.log_format.or(lower.log_format),
             log_filter: self.log_filter.or(lower.log_filter),
         }
@@ -296,6 +301,8 @@ pub struct RunConfig {
     pub fiscal: Option<FiscalConfig>,
     /// How long a sale waits for the register (0..=30,000 ms).
     pub print_wait_ms: u64,
+    /// The browser POS bundle served at `/`, if any.
+    pub web_dir: Option<PathBuf>,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter (EnvFilter syntax).
@@ -321,6 +328,7 @@ impl fmt::Debug for RunConfig {
             .field("retention_days", &self.retention_days)
             .field("fiscal", &self.fiscal)
             .field("print_wait_ms", &self.print_wait_ms)
+            .field("web_dir", &self.web_dir)
             .field("log_format", &self.log_format)
             .field("log_filter", &self.log_filter)
             .finish()

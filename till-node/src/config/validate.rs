@@ -125,6 +125,7 @@ impl RunConfig {
             30_000,
             "print-wait-ms",
         )?;
+        let web_dir = partial.web.map(web_bundle).transpose()?;
         let log_filter = partial
             .log_filter
             .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
@@ -145,9 +146,25 @@ impl RunConfig {
             retention_days,
             fiscal,
             print_wait_ms,
+            web_dir,
             log_format: partial.log_format.unwrap_or_default(),
             log_filter,
         })
+    }
+}
+
+/// `--web DIR` must be a directory holding `index.html` (built by `scripts/build-web.sh`).
+fn web_bundle(dir: PathBuf) -> Result<PathBuf, ConfigError> {
+    if dir.join("index.html").is_file() {
+        Ok(dir)
+    } else {
+        Err(invalid(
+            "web",
+            format!(
+                "{} holds no index.html; build the POS bundle with scripts/build-web.sh",
+                dir.display()
+            ),
+        ))
     }
 }
 

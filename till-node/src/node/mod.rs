@@ -20,11 +20,15 @@ mod fiscal;
 mod handle;
 mod identity;
 mod ops;
+mod pos_login;
+mod pos_sync;
 mod refund;
 pub mod replica;
 mod sync;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_pos;
 pub mod views;
 
 use automerge::transaction::CommitOptions;
@@ -46,6 +50,7 @@ pub use identity::{
     resolve_device, Identity, DEVICE_META_KEY, GENERATED_DEVICE_LEN, GENERATED_DEVICE_PREFIX,
 };
 pub use ops::{Answer, IdempotencyRequest};
+pub use pos_sync::PosRound;
 pub use refund::{RefundBody, RefundOutcome, REFUND_RETRY_SECONDS};
 pub use sync::RoundOutcome;
 

@@ -203,6 +203,21 @@ impl Store {
             .map_err(|e| StoreError::from_sqlite("read meta", e))
     }
 
+    /// Every meta entry whose key starts with `prefix`, in key order.
+    pub fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // Keys are compared as text: `prefix` ≤ key < `prefix` + U+10FFFF.
+        let upper = format!("{prefix}\u{10FFFF}");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM meta WHERE key >= ?1 AND key < ?2 ORDER BY key")
+            .map_err(|e| StoreError::from_sqlite("read meta", e))?;
+        let rows = stmt
+            .query_map(params![prefix, upper], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| StoreError::from_sqlite("read meta", e))?;
+        Ok(rows)
+    }
+
     /// A meta value that must be UTF-8 text.
     pub fn meta_string(&self, key: &str) -> Result<Option<String>, StoreError> {
         self.meta(key)?

@@ -1,0 +1,326 @@
+//! Routes of the browser POS: PIN login, manager approval, logout and the page's sync round.
+//!
+//! - `POST /v1/pos/login` `{"pin", "device"}`: the PIN is checked against the staff document
+//!   (argon2id, on a blocking thread); wrong PINs are throttled (429 with `retry_after_seconds`).
+//!   The answer carries a bearer token, the page's peer id and the till's.
+//! - `POST /v1/pos/approve` `{"secret"}` (cashier token): a store manager's secret approves a
+//!   discount above the cashier's limit.
+//! - `POST /v1/pos/logout` (cashier token).
+//! - `POST /v1/pos/sync` (cashier token): one sync round, envelope in, envelope out
+//!   (`Node::pos_sync_round`); the envelope's sender must be the page the token was issued to.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use crdt_model::ids::actor_id;
+use crdt_model::staff::{StaffMember, StaffRole};
+use serde::{Deserialize, Serialize};
+use sync_engine::{Envelope, PeerId, SyncError};
+
+use super::body::{json_value, typed};
+use super::error::ApiError;
+use super::AppState;
+use crate::node::NodeError;
+use crate::pos::pin::{find_member, role_name};
+use crate::pos::policy::pos_peer_id;
+use crate::pos::tokens::{new_token, PosSession, TOKEN_TTL_MS};
+use crate::time::now_ms;
+
+/// Largest sync envelope the page may send (the hub's limit; a first sync carries the page's
+/// whole session).
+pub const MAX_SYNC_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    pin: String,
+    device: String,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginAnswer {
+    token: String,
+    login: String,
+    role: &'static str,
+    store: String,
+    till: String,
+    device: String,
+    peer: String,
+    till_peer: String,
+    expires_at_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    secret: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ApproveAnswer {
+    login: String,
+    role: &'static str,
+}
+
+/// The bearer token of a request, if well-formed.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
+fn pos_unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "login_required",
+        "This route needs a cashier login: `Authorization: Bearer <token from POST /v1/pos/login>`.",
+    )
+}
+
+/// Middleware of the cashier routes: a live login token, whose session is handed to the
+/// handler as an extension.
+pub async fn require_cashier(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(token) = bearer(request.headers()).map(str::to_owned) else {
+        return Err(pos_unauthorized());
+    };
+    let session = state
+        .node()
+        .call(move |node| node.pos_session(&token))
+        .await??;
+    let Some(session) = session else {
+        return Err(pos_unauthorized());
+    };
+    request.extensions_mut().insert(session);
+    Ok(next.run(request).await)
+}
+
+/// The staff list, or 503 when the hub has not sent it to this till yet.
+async fn staff(state: &AppState) -> Result<Vec<StaffMember>, ApiError> {
+    state
+        .node()
+        .call(|node| node.staff_members())
+        .await??
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_staff_list",
+                "This till has not received its staff list from the hub yet; connect it to the \
+                 hub once.",
+            )
+        })
+}
+
+/// Checks `secret` on a blocking thread, throttled: 429 while locked, 401 when wrong.
+async fn check_secret(
+    state: &AppState,
+    secret: String,
+    roles: &'static [StaffRole],
+) -> Result<StaffMember, ApiError> {
+    let now = now_ms();
+    if let Some(wait) = state.pin_throttle_wait(now) {
+        return Err(too_many_attempts(wait));
+    }
+    let members = staff(state).await?;
+    let found = tokio::task::spawn_blocking(move || find_member(&members, &secret, roles))
+        .await
+        .map_err(|e| ApiError::internal(format!("PIN check task failed: {e}")))?;
+    match found {
+        Some(member) => {
+            state.pin_throttle_succeed();
+            Ok(member)
+        }
+        None => {
+            let lock = state.pin_throttle_fail(now_ms());
+            tracing::warn!(locked_ms = lock, "wrong PIN at the till");
+            match lock {
+                Some(wait) => Err(too_many_attempts(wait)),
+                None => Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "wrong_pin",
+                    "Wrong PIN.",
+                )),
+            }
+        }
+    }
+}
+
+fn too_many_attempts(wait_ms: u64) -> ApiError {
+    let seconds = wait_ms.div_ceil(1000).max(1);
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+        format!("Too many wrong PINs; try again in {seconds} s."),
+    )
+    .with_retry_after(seconds)
+}
+
+/// `POST /v1/pos/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: LoginBody = typed(json_value(body, false)?)?;
+    let identity = state.node().call(|node| node.identity().clone()).await?;
+    if body.device.starts_with("node")
+        || actor_id(&identity.store, &identity.till, &body.device).is_err()
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_device",
+            "`device` must be a short name of letters, digits and dashes that does not start \
+             with `node`.",
+        )
+        .with_field("device"));
+    }
+    let member = check_secret(&state, body.pin, &[StaffRole::Cashier, StaffRole::Manager]).await?;
+    let peer = pos_peer_id(&identity.store, &identity.till, &body.device);
+    PeerId::new(peer.clone()).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_device", e.to_string()).with_field("device")
+    })?;
+    let (token, _) = new_token();
+    let session = PosSession {
+        login: member.login.clone(),
+        role: role_name(member.role).to_owned(),
+        device: body.device.clone(),
+        peer: peer.clone(),
+        expires_at_ms: now_ms().saturating_add(TOKEN_TTL_MS),
+    };
+    let stored = session.clone();
+    let stored_token = token.clone();
+    state
+        .node()
+        .call(move |node| node.put_pos_session(&stored_token, &stored))
+        .await??;
+    tracing::info!(login = %member.login, device = %body.device, "cashier logged in");
+    Ok(Json(LoginAnswer {
+        token,
+        login: member.login,
+        role: role_name(member.role),
+        store: identity.store.to_string(),
+        till: identity.till.to_string(),
+        device: body.device,
+        peer,
+        till_peer: identity.peer.to_string(),
+        expires_at_ms: session.expires_at_ms,
+    })
+    .into_response())
+}
+
+/// `POST /v1/pos/approve`.
+pub async fn approve(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body: ApproveBody = typed(json_value(body, false)?)?;
+    let member = check_secret(&state, body.secret, &[StaffRole::Manager]).await?;
+    Ok(Json(ApproveAnswer {
+        login: member.login,
+        role: role_name(member.role),
+    })
+    .into_response())
+}
+
+/// `POST /v1/pos/logout`.
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = bearer(&headers)
+        .map(str::to_owned)
+        .ok_or_else(pos_unauthorized)?;
+    state
+        .node()
+        .call(move |node| node.delete_pos_session(&token))
+        .await??;
+    Ok(Json(serde_json::json!({"status": "logged_out"})).into_response())
+}
+
+/// `POST /v1/pos/sync`.
+pub async fn sync(
+    State(state): State<AppState>,
+    Extension(session): Extension<PosSession>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type != sync_engine::CONTENT_TYPE {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "A sync envelope is sent as `{}`.",
+                sync_engine::CONTENT_TYPE
+            ),
+        ));
+    }
+    let bytes = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
+    let request = Envelope::decode(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_envelope",
+            format!("bad envelope: {e}"),
+        )
+    })?;
+    let peer = PeerId::new(session.peer.clone())
+        .map_err(|e| ApiError::internal(format!("stored peer id: {e}")))?;
+    let cashier = session.login.clone();
+    let round = state
+        .node()
+        .call(move |node| node.pos_sync_round(&peer, &cashier, &request))
+        .await?
+        .map_err(sync_error)?;
+    if round.new_receipts > 0 {
+        if let Some(link) = state.fiscal() {
+            link.handle.wake();
+        }
+    }
+    if round.docs_changed > 0 {
+        state.syncer().notify_sale();
+    }
+    let encoded = round
+        .reply
+        .encode()
+        .map_err(|e| ApiError::internal(format!("encoding the reply: {e}")))?;
+    let mut response = (StatusCode::OK, encoded).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(sync_engine::CONTENT_TYPE),
+    );
+    Ok(response)
+}
+
+/// A refused round: the page sent something the till does not accept.
+fn sync_error(error: NodeError) -> ApiError {
+    match error {
+        NodeError::Sync(sync) => {
+            let status = match &sync {
+                SyncError::UnexpectedSender { .. } | SyncError::Forbidden { .. } => {
+                    StatusCode::FORBIDDEN
+                }
+                SyncError::Apply { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ApiError::new(status, "sync_refused", sync.to_string())
+        }
+        NodeError::Session(session) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "sync_refused",
+            format!("a session document does not read back: {session}"),
+        ),
+        other => other.into(),
+    }
+}

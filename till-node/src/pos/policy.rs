@@ -1,0 +1,119 @@
+//! The till's share policy towards its browser POS (peer `pos:<store>/<till>/<device>`).
+//!
+//! The page holds the store's catalogue, read-only (it sells from it, the hub and the tills
+//! write it), and this till's session documents, read-write: its sales are receipts appended
+//! to the open session. Changes the page sends into a session must be authored by a device of
+//! this till (`S/T/<device>`). Nothing else is visible to it — in particular not the staff
+//! document with the PIN hashes, which never leaves the till.
+
+use automerge::ActorId;
+use crdt_model::ids::{parse_actor, ActorOwner, DocKey};
+use crdt_model::{StoreId, TillId};
+use sync_engine::{Access, DocId, PeerId, SharePolicy};
+
+/// Prefix of a browser's peer id.
+pub const POS_PEER_PREFIX: &str = "pos:";
+
+/// The peer id of browser `device` of till `store`/`till`: `pos:<store>/<till>/<device>`.
+pub fn pos_peer_id(store: &StoreId, till: &TillId, device: &str) -> String {
+    format!("{POS_PEER_PREFIX}{store}/{till}/{device}")
+}
+
+/// What one authenticated page may see and write.
+#[derive(Debug, Clone)]
+pub struct PosPolicy {
+    store: StoreId,
+    till: TillId,
+    peer: PeerId,
+}
+
+impl PosPolicy {
+    /// The policy of till `store`/`till` towards the page authenticated as `peer`.
+    pub fn new(store: StoreId, till: TillId, peer: PeerId) -> Self {
+        Self { store, till, peer }
+    }
+
+    fn own_session(&self, key: &DocKey) -> bool {
+        matches!(key, DocKey::Session { store, till, .. } if *store == self.store && *till == self.till)
+    }
+}
+
+impl SharePolicy for PosPolicy {
+    fn access(&self, peer: &PeerId, doc: &DocId) -> Access {
+        if *peer != self.peer {
+            return Access::None;
+        }
+        match DocKey::parse(doc.as_str()) {
+            Ok(DocKey::Catalogue { store }) if store == self.store => Access::Read,
+            Ok(key) if self.own_session(&key) => Access::ReadWrite,
+            _ => Access::None,
+        }
+    }
+
+    fn may_author(&self, peer: &PeerId, doc: &DocId, actor: &ActorId) -> bool {
+        if *peer != self.peer {
+            return false;
+        }
+        let Ok(key) = DocKey::parse(doc.as_str()) else {
+            return false;
+        };
+        if !self.own_session(&key) {
+            return false;
+        }
+        matches!(parse_actor(actor), ActorOwner::Till { store, till, .. }
+            if store == self.store && till == self.till)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crdt_model::ids::{actor_id, hub_actor};
+
+    fn ids() -> (StoreId, TillId) {
+        ("S1".parse().expect("store"), "T1".parse().expect("till"))
+    }
+
+    fn policy() -> (PosPolicy, PeerId) {
+        let (store, till) = ids();
+        let peer = PeerId::new(pos_peer_id(&store, &till, "wabc")).expect("peer");
+        (PosPolicy::new(store, till, peer.clone()), peer)
+    }
+
+    fn doc(id: &str) -> DocId {
+        DocId::new(id).expect("doc id")
+    }
+
+    const SESSION: &str = "session/S1/T1/0190f5e2-6d1c-7a3b-8c4d-5e6f7a8b9c0d";
+
+    #[test]
+    fn the_page_reads_the_catalogue_and_writes_its_tills_sessions_only() {
+        let (policy, peer) = policy();
+        assert_eq!(policy.access(&peer, &doc("catalogue/S1")), Access::Read);
+        assert_eq!(policy.access(&peer, &doc(SESSION)), Access::ReadWrite);
+        assert_eq!(policy.access(&peer, &doc("catalogue/S2")), Access::None);
+        assert_eq!(
+            policy.access(
+                &peer,
+                &doc("session/S1/T2/0190f5e2-6d1c-7a3b-8c4d-5e6f7a8b9c0d")
+            ),
+            Access::None
+        );
+        assert_eq!(policy.access(&peer, &doc("staff/S1")), Access::None);
+        let other = PeerId::new("pos:S1/T1/wother").expect("peer");
+        assert_eq!(policy.access(&other, &doc(SESSION)), Access::None);
+    }
+
+    #[test]
+    fn session_changes_must_come_from_a_device_of_this_till() {
+        let (policy, peer) = policy();
+        let (store, till) = ids();
+        let page = actor_id(&store, &till, "wabc").expect("actor");
+        let other_till = actor_id(&store, &"T2".parse().expect("till"), "wabc").expect("actor");
+        let hub = hub_actor("hub").expect("actor");
+        assert!(policy.may_author(&peer, &doc(SESSION), &page));
+        assert!(!policy.may_author(&peer, &doc(SESSION), &other_till));
+        assert!(!policy.may_author(&peer, &doc(SESSION), &hub));
+        assert!(!policy.may_author(&peer, &doc("catalogue/S1"), &page));
+    }
+}
