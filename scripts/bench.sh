@@ -7,14 +7,25 @@
 #   ./scripts/bench.sh                         every row, full counts
 #   ./scripts/bench.sh --quick                 counts scaled down (a smoke run)
 #   ./scripts/bench.sh --only latency,restart  a subset: latency, buffered, fleet, restart,
-#                                              print, drain (--only fiscal = print,drain: the
-#                                              register and OFD emulators run in the bench)
+#                                              print, drain, pos (--only fiscal = print,drain: the
+#                                              register and OFD emulators run in the bench; pos:
+#                                              the browser POS in headless Chromium)
 #   ./scripts/bench.sh --data DIR              where the restart row keeps its generated data
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/web.sh
+source "$REPO_ROOT/scripts/lib/web.sh"
 cd "$REPO_ROOT"
+
+# The pos rows need the POS bundle and a browser (every run includes them unless --only
+# leaves them out).
+if [[ " $* " != *" --only "* ]] || [[ "$*" == *pos* ]]; then
+    ensure_chromium
+    banner "build the browser POS bundle"
+    ./scripts/build-web.sh
+fi
 
 banner "build (release): hub, till-node and the bench"
 cargo build --release -p tests --bins

@@ -3,11 +3,12 @@
 # emulated cash register per till and an emulated OFD on this machine, a catalogue of optician
 # goods and services, and the commands to try it.
 #
-# Builds the release binaries, sets up the hub under .demo/ (users, two enrolled tills, the
-# catalogue), starts `hub serve`, the OFD emulator, a register emulator per till (a Shtrih-M
-# device on a pseudo-terminal linked at .demo/T1/kkt, its fiscal drive in .demo/T1/kkt-fn/)
-# and two `till-node run` wired to them; waits until each answers, prints what to open and what
-# to type, then waits. Ctrl-C stops everything.
+# Builds the release binaries and the browser POS bundle (scripts/build-web.sh), sets up the
+# hub under .demo/ (users and cashiers, two enrolled tills, the catalogue), starts `hub serve`,
+# the OFD emulator, a register emulator per till (a Shtrih-M device on a pseudo-terminal linked
+# at .demo/T1/kkt, its fiscal drive in .demo/T1/kkt-fn/) and two `till-node run` wired to them,
+# each serving the POS page at its address; waits until each answers, prints what to open and
+# what to type, then waits. Ctrl-C stops everything.
 #
 # Usage:
 #   ./scripts/demo.sh          wipe .demo/ and set everything up afresh
@@ -49,6 +50,9 @@ T2_KKT_URL="http://127.0.0.1:$T2_KKT_PORT"
 # Fixed demo passwords, printed below: this is a demo on loopback, not a deployment.
 ADMIN_PASSWORD=demo-admin-2026
 MANAGER_PASSWORD=demo-manager-2026
+CASHIER1_PIN=1111
+CASHIER2_PIN=2222
+STORE_MANAGER_PASSWORD=demo-store-manager-2026
 
 DEMO_DIR=.demo
 HUB_DATA=$DEMO_DIR/hub
@@ -169,11 +173,14 @@ SV-ADJUST,,Подгонка оправы по лицу,30000,vat22
 CSV
 }
 
-# create_user NAME ROLE PASSWORD: the hub reads the password from stdin, never from argv.
+# create_user NAME ROLE PASSWORD [ARGS...]: the hub reads the password (a cashier's PIN) from
+# stdin, never from argv. Cashiers and store managers (--store) reach the store's tills.
 create_user() {
-    printf '%s\n' "$3" | "$HUB_BIN" admin create-user "$1" --role "$2" --data "$HUB_DATA" \
-        >/dev/null || die "hub admin create-user $1 failed"
-    info "hub user $1 (role $2)"
+    local name=$1 role=$2 secret=$3
+    shift 3
+    printf '%s\n' "$secret" | "$HUB_BIN" admin create-user "$name" --role "$role" \
+        --data "$HUB_DATA" "$@" >/dev/null || die "hub admin create-user $name failed"
+    info "hub user $name (role $role${1:+ $*})"
 }
 
 # enroll_till TILL: print the till's hub token (the hub prints it on stdout).
@@ -191,6 +198,9 @@ setup_hub() {
     mkdir -p "$HUB_DATA"
     create_user admin admin "$ADMIN_PASSWORD"
     create_user manager manager "$MANAGER_PASSWORD"
+    create_user ivanova cashier "$CASHIER1_PIN" --store "$STORE"
+    create_user petrov cashier "$CASHIER2_PIN" --store "$STORE"
+    create_user smirnova manager "$STORE_MANAGER_PASSWORD" --store "$STORE"
     T1_HUB_TOKEN="$(enroll_till T1)"
     T2_HUB_TOKEN="$(enroll_till T2)"
     info "tills T1 and T2 enrolled in $STORE"
@@ -218,6 +228,8 @@ require_free_port "$T2_KKT_PORT" DEMO_T2_KKT_PORT
 
 banner "building release binaries: cargo build --release -p hub -p till-node -p fiscal"
 cargo build --release -p hub -p till-node -p fiscal
+banner "building the browser POS: ./scripts/build-web.sh"
+"$REPO_ROOT/scripts/build-web.sh"
 
 if ((KEEP)) && [[ -f "$SECRETS" ]]; then
     banner "reusing $DEMO_DIR/ from the last run (--keep)"
@@ -261,7 +273,8 @@ start_register T2 "$T2_KKT_PORT"
 start_till() {
     TILL_NODE_HUB_TOKEN=$3 TILL_NODE_ADMIN_TOKEN=$4 start_bg "till-$1" "$TILL_BIN" run \
         --listen "127.0.0.1:$2" --data "$DEMO_DIR/$1" --store "$STORE" --till "$1" \
-        --hub "$HUB_URL" --register "serial:$DEMO_DIR/$1/kkt" --ofd "$OFD_URL"
+        --hub "$HUB_URL" --register "serial:$DEMO_DIR/$1/kkt" --ofd "$OFD_URL" \
+        --web "$REPO_ROOT/web/dist"
     wait_healthy "till-$1" "http://127.0.0.1:$2"
 }
 start_till T1 "$T1_PORT" "$T1_HUB_TOKEN" "$T1_ADMIN_TOKEN"
@@ -277,7 +290,11 @@ ${C_BOLD}OpticsERP Edge demo is running: store $STORE, hub + tills T1, T2, regis
   Till T1      $T1_URL   register emulator $T1_KKT_URL (pty $DEMO_DIR/T1/kkt)
   Till T2      $T2_URL   register emulator $T2_KKT_URL (pty $DEMO_DIR/T2/kkt)
   OFD emulator $OFD_URL   (the fiscal data operator both tills send their documents to)
-  (NEXT ISSUE, web/: the browser POS will be served by each till at its URL above.)
+
+  ${C_BOLD}Cashier's POS in the browser: open $T1_URL/ (or $T2_URL/)${C_RESET}
+    PIN $CASHIER1_PIN (ivanova) or $CASHIER2_PIN (petrov); a discount above 10 % needs the store
+    manager's secret $STORE_MANAGER_PASSWORD (smirnova). Scan = type an EAN and Enter, e.g.
+    4607085132884 (case) or 4607085134253 (cloth). Stop till T1 to see the page keep selling.
 
   Hub users    admin / $ADMIN_PASSWORD      manager / $MANAGER_PASSWORD
   Till admin   T1: $T1_ADMIN_TOKEN   T2: $T2_ADMIN_TOKEN

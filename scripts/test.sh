@@ -2,8 +2,10 @@
 # THE test command (README's second command; .ci/run calls it).
 #
 # Checks everything a change must pass, failing fast with a banner per step and the time each
-# step took: formatting, clippy, the wasm32 compile check of the IO-free crates, and every test
-# of the workspace (cargo-nextest when installed). Database tests run against a throwaway
+# step took: formatting, clippy, the wasm32 compile check of the IO-free crates, the browser
+# POS bundle, and every test of the workspace (cargo-nextest when installed), which includes the
+# POS scenarios in headless Chromium (installed here with apt-get when missing, as are the
+# wasm32 target and wasm-bindgen-cli). Database tests run against a throwaway
 # PostgreSQL cluster started here and deleted on exit, unless DATABASE_URL is already set;
 # REQUIRE_PG=1 is exported so those tests refuse to skip.
 #
@@ -20,6 +22,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=scripts/lib/pgtest.sh
 source "$REPO_ROOT/scripts/lib/pgtest.sh"
+# shellcheck source=scripts/lib/web.sh
+source "$REPO_ROOT/scripts/lib/web.sh"
 cd "$REPO_ROOT"
 
 usage() {
@@ -105,14 +109,7 @@ ensure_rust_toolchain() {
         info "adding rustfmt and clippy: rustup component add rustfmt clippy"
         rustup component add rustfmt clippy
     fi
-    if ((has_rustup)); then
-        if ! rustup target list --installed | grep -qx 'wasm32-unknown-unknown'; then
-            info "adding the wasm32 target: rustup target add wasm32-unknown-unknown"
-            rustup target add wasm32-unknown-unknown
-        fi
-    elif [[ ! -d "$(rustc --print sysroot)/lib/rustlib/wasm32-unknown-unknown" ]]; then
-        die "the wasm32-unknown-unknown target is missing: rustup target add wasm32-unknown-unknown"
-    fi
+    ensure_wasm_target
 }
 
 # ensure_database: use DATABASE_URL when given; otherwise make sure a cluster can be started
@@ -157,10 +154,14 @@ if [[ "${CI:-}" == "true" ]]; then
     CARGO_FLAGS+=(--locked)
 fi
 export REQUIRE_PG=1
+# The browser POS scenarios refuse to skip when Chromium or the bundle is missing.
+export REQUIRE_BROWSER=1
 
 banner "preflight"
 ensure_rust_toolchain
 ensure_database
+ensure_wasm_bindgen
+ensure_chromium
 info "$(cargo --version)"
 
 run_step "format" cargo fmt --all --check
@@ -170,8 +171,11 @@ run_step "clippy" cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- 
 run_step "wasm32 build" cargo build "${CARGO_FLAGS[@]}" -p crdt-model -p sync-engine \
     --target wasm32-unknown-unknown
 
-# ---- HOOK (next issue, web/): build the browser POS bundle here, as its own run_step, ----
-# ---- e.g. run_step "web bundle" trunk build --release web/index.html                  ----
+# The browser half of web/ only compiles for wasm32: lint it there too.
+run_step "clippy (web, wasm32)" cargo clippy "${CARGO_FLAGS[@]}" -p web \
+    --target wasm32-unknown-unknown -- -D warnings
+# The browser POS bundle (web/dist): the POS scenarios in the test run serve it from a till.
+run_step "web bundle" ./scripts/build-web.sh
 
 # The licence policy lives in deny.toml; the check runs where cargo-deny is installed.
 if cargo deny --version >/dev/null 2>&1; then
@@ -189,5 +193,3 @@ else
     run_step "tests" cargo test "${CARGO_FLAGS[@]}" --workspace
 fi
 
-# ---- HOOK (next issue, web/): browser tests go here, as their own run_step,          ----
-# ---- e.g. run_step "browser tests" wasm-pack test --headless --firefox web           ----

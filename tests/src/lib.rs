@@ -19,9 +19,11 @@
 //! Integration tests get the binaries with [`binaries!`] (`CARGO_BIN_EXE_*`), so that
 //! `cargo test` builds what the tests spawn; the bench binary looks next to itself.
 
+pub mod browser;
 pub mod http;
 pub mod hub;
 pub mod pg;
+pub mod pos_rig;
 pub mod process;
 pub mod replica;
 pub mod sales;

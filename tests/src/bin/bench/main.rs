@@ -5,18 +5,21 @@
 //! scripts/bench.sh                      every row, full counts (release build)
 //! scripts/bench.sh --quick              every row, counts scaled down (a smoke run)
 //! scripts/bench.sh --only latency,fleet a subset: latency, buffered, fleet, restart, print,
-//!                                       drain (`fiscal` = print,drain)
+//!                                       drain, pos (`fiscal` = print,drain)
 //! scripts/bench.sh --data DIR           where the restart row keeps its 7-day data set
 //!                                       (default: bench-data/ next to this binary); it is
 //!                                       generated once over HTTP and reused by later runs
 //! ```
 //! The fiscal rows (`print`, `drain`, issue 3) run the register and OFD emulators in this
 //! process (the `fiscal` library) and the real till-node on the register's pseudo-terminal.
+//! The `pos` rows (issue 4) drive the browser POS in headless Chromium (needs the bundle built
+//! by scripts/build-web.sh and Debian's chromium + chromium-driver).
 //!
 //! Progress goes to stderr, the table to stdout. Timed assertions do not belong in tests
 //! (brief.md §7): this command reports, it does not fail on a missed target.
 
 mod fiscal;
+mod pos;
 mod scenarios;
 
 use std::collections::BTreeSet;
@@ -36,16 +39,18 @@ enum Bench {
     Restart,
     Print,
     Drain,
+    Pos,
 }
 
 impl Bench {
-    const ALL: [Bench; 6] = [
+    const ALL: [Bench; 7] = [
         Bench::Latency,
         Bench::Buffered,
         Bench::Fleet,
         Bench::Restart,
         Bench::Print,
         Bench::Drain,
+        Bench::Pos,
     ];
     /// `--only fiscal`: every row of the fiscal pipeline.
     const FISCAL: [Bench; 2] = [Bench::Print, Bench::Drain];
@@ -58,6 +63,7 @@ impl Bench {
             Bench::Restart => "restart",
             Bench::Print => "print",
             Bench::Drain => "drain",
+            Bench::Pos => "pos",
         }
     }
 
@@ -103,6 +109,12 @@ pub struct Scale {
     pub drain_outage_opens_breaker: bool,
     /// How long the drain row without operator action waits before it reports "> cap".
     pub drain_idle_cap: Duration,
+    /// First renders measured per kind (cold, service worker).
+    pub pos_renders: usize,
+    /// Scans timed.
+    pub pos_scans: usize,
+    /// Payments timed.
+    pub pos_pays: usize,
 }
 
 impl Scale {
@@ -120,6 +132,9 @@ impl Scale {
         drain_receipts: 200,
         drain_outage_opens_breaker: true,
         drain_idle_cap: Duration::from_secs(6 * 60),
+        pos_renders: 7,
+        pos_scans: 100,
+        pos_pays: 50,
     };
     const QUICK: Scale = Scale {
         latency_sales: 200,
@@ -135,6 +150,9 @@ impl Scale {
         drain_receipts: 50,
         drain_outage_opens_breaker: false,
         drain_idle_cap: Duration::from_secs(60),
+        pos_renders: 3,
+        pos_scans: 20,
+        pos_pays: 10,
     };
 }
 
@@ -145,6 +163,8 @@ pub enum Unit {
     Millis,
     /// A rate per second; the targets are lower bounds.
     PerSecond,
+    /// A size in bytes; the targets are upper bounds.
+    Bytes,
 }
 
 /// One row of the table.
@@ -193,7 +213,8 @@ struct Args {
     data_dir: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: bench [--quick] [--only latency,buffered,fleet,restart,print,drain] \
+const USAGE: &str =
+    "usage: bench [--quick] [--only latency,buffered,fleet,restart,print,drain,pos] \
                      [--data DIR]\n  --only fiscal = print,drain";
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -250,10 +271,19 @@ fn format_rate(per_second: f64) -> String {
     }
 }
 
+fn format_bytes(bytes: f64) -> String {
+    if bytes >= 1_048_576.0 {
+        format!("{:.2} MiB", bytes / 1_048_576.0)
+    } else {
+        format!("{:.0} KiB", bytes / 1024.0)
+    }
+}
+
 fn format_figure(unit: Unit, value: f64) -> String {
     match unit {
         Unit::Millis => format_ms(value),
         Unit::PerSecond => format_rate(value),
+        Unit::Bytes => format_bytes(value),
     }
 }
 
@@ -263,7 +293,7 @@ fn ratio(unit: Unit, limit: Option<f64>, ours: f64, capped: bool) -> String {
     match limit {
         Some(limit) if ours > 0.0 && limit > 0.0 => {
             let r = match unit {
-                Unit::Millis => limit / ours,
+                Unit::Millis | Unit::Bytes => limit / ours,
                 Unit::PerSecond => ours / limit,
             };
             let verdict = if r >= 1.0 { "" } else { " MISSED" };
@@ -280,7 +310,7 @@ fn print_table(rows: &[Row]) {
     println!("|---|---|---|---|---|---|");
     for row in rows {
         let bound = match row.unit {
-            Unit::Millis => "≤",
+            Unit::Millis | Unit::Bytes => "≤",
             Unit::PerSecond => "≥",
         };
         let cell = |v: Option<f64>| {
@@ -341,6 +371,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Bench::Restart => scenarios::restart(&bins, &args.scale, &data_dir).await,
             Bench::Print => fiscal::print(&bins, &args.scale).await,
             Bench::Drain => fiscal::drain(&bins, &args.scale).await,
+            Bench::Pos => pos::pos(&bins, &args.scale).await,
         }
         .with_context(|| format!("bench {}", bench.name()))?;
         rows.extend(measured);

@@ -1,0 +1,376 @@
+//! What the state bar and the receipt badge show, derived from plain inputs: the receipt's
+//! state (saved → sent → fiscalised → acknowledged), the network state (online / degraded /
+//! offline), the fiscal buffer's fill with its 80 / 90 / 100 % levels, and the shift's age.
+//!
+//! The till's `GET /v1/kkt/buffer/status` answer is read into [`TillStatus`] here, tolerant of
+//! missing fields (a till without a register sends fewer), so the page and the tests share
+//! one reading of it.
+
+use crdt_model::session::{FiscalRecord, OfdState};
+use serde::Deserialize;
+
+/// Capacity shown until the till has told its own (the brief's 200).
+pub const DEFAULT_BUFFER_CAPACITY: u32 = 200;
+/// A shift must be closed within 24 hours.
+pub const SHIFT_LIMIT_SECONDS: u64 = 86_400;
+/// The shift age turns to a warning one hour before the limit.
+pub const SHIFT_WARNING_SECONDS: u64 = 23 * 3600;
+
+/// How far a receipt has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReceiptState {
+    /// Durable in this browser's IndexedDB.
+    Saved,
+    /// The till holds it.
+    Sent,
+    /// The register made its fiscal document.
+    Fiscalised,
+    /// The OFD acknowledged that document.
+    Acknowledged,
+}
+
+impl ReceiptState {
+    /// The `data-state` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptState::Saved => "saved",
+            ReceiptState::Sent => "sent",
+            ReceiptState::Fiscalised => "fiscalised",
+            ReceiptState::Acknowledged => "acknowledged",
+        }
+    }
+}
+
+/// The state of a saved receipt: `till_holds` once a sync round showed the till has it,
+/// `fiscal` the session document's fiscal record for it. A fiscal record implies the till
+/// holds the receipt, whatever `till_holds` says.
+pub fn receipt_state(till_holds: bool, fiscal: Option<&FiscalRecord>) -> ReceiptState {
+    match fiscal {
+        Some(record) if record.ofd_status == OfdState::Acknowledged => ReceiptState::Acknowledged,
+        Some(_) => ReceiptState::Fiscalised,
+        None if till_holds => ReceiptState::Sent,
+        None => ReceiptState::Saved,
+    }
+}
+
+/// The till's buffer status as the page reads it (`GET /v1/kkt/buffer/status`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct TillStatus {
+    /// Buffer capacity.
+    pub total_capacity: u32,
+    /// Receipts in the till's buffer (not acknowledged by the OFD, or not on the hub).
+    pub current_queued: u64,
+    /// `none`, `warning`, `critical` or `full` (fiscal tills only).
+    pub alert: Option<String>,
+    /// The till's own link: `online`, `degraded` or `offline`.
+    pub network_status: String,
+    /// The OFD breaker: `CLOSED`, `HALF_OPEN` or `OPEN`.
+    pub circuit_state: String,
+    /// Last successful sync with the hub, Unix ms.
+    pub last_sync_ms: Option<u64>,
+    /// Age of the oldest unacknowledged receipt.
+    pub oldest_unacknowledged_age_seconds: u64,
+    /// Age of the open shift.
+    pub shift_age_seconds: u64,
+}
+
+/// The network state of the state bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetworkState {
+    /// The till answers, is online and its breaker is closed.
+    Online,
+    /// The till answers but its own link is not online or its breaker is not closed.
+    Degraded,
+    /// The till does not answer.
+    Offline,
+}
+
+impl NetworkState {
+    /// The `data-state` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkState::Online => "online",
+            NetworkState::Degraded => "degraded",
+            NetworkState::Offline => "offline",
+        }
+    }
+}
+
+/// `till` is the last status answer, `None` when the till did not answer.
+pub fn network_state(till: Option<&TillStatus>) -> NetworkState {
+    match till {
+        None => NetworkState::Offline,
+        Some(status) => {
+            let breaker_closed = status.circuit_state.is_empty()
+                || status.circuit_state.eq_ignore_ascii_case("closed");
+            if status.network_status == "online" && breaker_closed {
+                NetworkState::Online
+            } else {
+                NetworkState::Degraded
+            }
+        }
+    }
+}
+
+/// How full the buffer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BufferLevel {
+    /// Below 80 %.
+    Normal,
+    /// 80 % and above.
+    Warning,
+    /// 90 % and above.
+    Critical,
+    /// 100 %: sales are blocked.
+    Full,
+}
+
+impl BufferLevel {
+    /// The level of `count` receipts in a buffer of `capacity` (integer arithmetic).
+    pub fn of(count: u64, capacity: u32) -> BufferLevel {
+        let capacity = u64::from(capacity.max(1));
+        let percent_times_capacity = count.saturating_mul(100);
+        if count >= capacity {
+            BufferLevel::Full
+        } else if percent_times_capacity >= 90 * capacity {
+            BufferLevel::Critical
+        } else if percent_times_capacity >= 80 * capacity {
+            BufferLevel::Warning
+        } else {
+            BufferLevel::Normal
+        }
+    }
+
+    /// The CSS class suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BufferLevel::Normal => "normal",
+            BufferLevel::Warning => "warning",
+            BufferLevel::Critical => "critical",
+            BufferLevel::Full => "full",
+        }
+    }
+}
+
+/// The buffer as the state bar shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferView {
+    /// The till's queued receipts plus local ones the till does not hold yet.
+    pub count: u64,
+    /// The capacity.
+    pub capacity: u32,
+    /// The level of `count`.
+    pub level: BufferLevel,
+}
+
+impl BufferView {
+    /// `last_known` is the last status the till gave (kept while it is unreachable), and
+    /// `local_unsent` the receipts made here that the till does not hold yet. A till that
+    /// reports the buffer full (`alert: full`) is full whatever the count.
+    pub fn new(last_known: Option<&TillStatus>, local_unsent: u64) -> BufferView {
+        let capacity = last_known
+            .map(|status| status.total_capacity)
+            .filter(|capacity| *capacity > 0)
+            .unwrap_or(DEFAULT_BUFFER_CAPACITY);
+        let queued = last_known.map_or(0, |status| status.current_queued);
+        let count = queued.saturating_add(local_unsent);
+        let mut level = BufferLevel::of(count, capacity);
+        if last_known.and_then(|status| status.alert.as_deref()) == Some("full") {
+            level = BufferLevel::Full;
+        }
+        BufferView {
+            count,
+            capacity,
+            level,
+        }
+    }
+
+    /// True when a new sale must be refused.
+    pub fn blocks_sales(&self) -> bool {
+        self.level == BufferLevel::Full
+    }
+}
+
+/// How close the shift is to its 24-hour limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShiftLevel {
+    /// Under 23 hours.
+    Normal,
+    /// 23 hours and more.
+    Warning,
+    /// 24 hours and more: the register refuses receipts until a Z report.
+    Expired,
+}
+
+impl ShiftLevel {
+    /// The level of a shift open for `age_seconds`.
+    pub fn of(age_seconds: u64) -> ShiftLevel {
+        if age_seconds >= SHIFT_LIMIT_SECONDS {
+            ShiftLevel::Expired
+        } else if age_seconds >= SHIFT_WARNING_SECONDS {
+            ShiftLevel::Warning
+        } else {
+            ShiftLevel::Normal
+        }
+    }
+
+    /// The CSS class suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShiftLevel::Normal => "normal",
+            ShiftLevel::Warning => "warning",
+            ShiftLevel::Expired => "full",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: OfdState) -> FiscalRecord {
+        FiscalRecord {
+            fn_number: "9999078900001234".to_owned(),
+            fd_number: 17,
+            fiscal_sign: 123_456,
+            shift_number: 1,
+            receipt_number: 3,
+            datetime_unix: 1_769_850_000,
+            ofd_status: status,
+            ofd_acknowledged_at_ms: (status == OfdState::Acknowledged).then_some(1_769_850_001_000),
+        }
+    }
+
+    #[test]
+    fn receipt_state_advances_with_its_inputs() {
+        assert_eq!(receipt_state(false, None), ReceiptState::Saved);
+        assert_eq!(receipt_state(true, None), ReceiptState::Sent);
+        let pending = record(OfdState::Pending);
+        assert_eq!(
+            receipt_state(true, Some(&pending)),
+            ReceiptState::Fiscalised
+        );
+        // A fiscal record proves the till holds the receipt.
+        assert_eq!(
+            receipt_state(false, Some(&pending)),
+            ReceiptState::Fiscalised
+        );
+        let dead = record(OfdState::DeadLetter);
+        assert_eq!(receipt_state(true, Some(&dead)), ReceiptState::Fiscalised);
+        let acked = record(OfdState::Acknowledged);
+        assert_eq!(
+            receipt_state(true, Some(&acked)),
+            ReceiptState::Acknowledged
+        );
+        assert_eq!(ReceiptState::Acknowledged.as_str(), "acknowledged");
+        assert!(ReceiptState::Saved < ReceiptState::Sent);
+    }
+
+    fn till(network: &str, breaker: &str) -> TillStatus {
+        TillStatus {
+            network_status: network.to_owned(),
+            circuit_state: breaker.to_owned(),
+            ..TillStatus::default()
+        }
+    }
+
+    #[test]
+    fn network_state_from_reachability_link_and_breaker() {
+        assert_eq!(network_state(None), NetworkState::Offline);
+        assert_eq!(
+            network_state(Some(&till("online", "CLOSED"))),
+            NetworkState::Online
+        );
+        assert_eq!(
+            network_state(Some(&till("online", ""))),
+            NetworkState::Online
+        );
+        assert_eq!(
+            network_state(Some(&till("degraded", "CLOSED"))),
+            NetworkState::Degraded
+        );
+        assert_eq!(
+            network_state(Some(&till("offline", "CLOSED"))),
+            NetworkState::Degraded
+        );
+        assert_eq!(
+            network_state(Some(&till("online", "OPEN"))),
+            NetworkState::Degraded
+        );
+        assert_eq!(
+            network_state(Some(&till("online", "HALF_OPEN"))),
+            NetworkState::Degraded
+        );
+        assert_eq!(NetworkState::Offline.as_str(), "offline");
+    }
+
+    #[test]
+    fn buffer_levels_at_80_90_100_percent() {
+        assert_eq!(BufferLevel::of(0, 200), BufferLevel::Normal);
+        assert_eq!(BufferLevel::of(159, 200), BufferLevel::Normal);
+        assert_eq!(BufferLevel::of(160, 200), BufferLevel::Warning);
+        assert_eq!(BufferLevel::of(179, 200), BufferLevel::Warning);
+        assert_eq!(BufferLevel::of(180, 200), BufferLevel::Critical);
+        assert_eq!(BufferLevel::of(199, 200), BufferLevel::Critical);
+        assert_eq!(BufferLevel::of(200, 200), BufferLevel::Full);
+        assert_eq!(BufferLevel::of(250, 200), BufferLevel::Full);
+        // Small capacities: 4 of 5 is 80 %.
+        assert_eq!(BufferLevel::of(4, 5), BufferLevel::Warning);
+        assert_eq!(BufferLevel::of(1, 0), BufferLevel::Full);
+        assert_eq!(BufferLevel::of(u64::MAX, 200), BufferLevel::Full);
+    }
+
+    #[test]
+    fn buffer_counts_local_unsent_receipts_and_blocks_when_full() {
+        let unknown = BufferView::new(None, 3);
+        assert_eq!(
+            (unknown.count, unknown.capacity),
+            (3, DEFAULT_BUFFER_CAPACITY)
+        );
+        assert!(!unknown.blocks_sales());
+        let status = TillStatus {
+            total_capacity: 10,
+            current_queued: 8,
+            ..TillStatus::default()
+        };
+        let view = BufferView::new(Some(&status), 1);
+        assert_eq!((view.count, view.level), (9, BufferLevel::Critical));
+        let view = BufferView::new(Some(&status), 2);
+        assert!(view.blocks_sales());
+        let full = TillStatus {
+            alert: Some("full".to_owned()),
+            ..status
+        };
+        assert!(BufferView::new(Some(&full), 0).blocks_sales());
+    }
+
+    #[test]
+    fn till_status_reads_the_real_answer_and_tolerates_missing_fields() {
+        let body = r#"{"total_capacity": 200, "current_queued": 3, "percent_full": 1.5,
+            "alert": "none", "network_status": "online", "circuit_state": "CLOSED",
+            "last_sync": "2026-01-31T09:05:00.000Z", "last_sync_ms": 1769850300000,
+            "oldest_unacknowledged_age_seconds": 12, "oldest_unacknowledged_limit_seconds": 2592000,
+            "shift_age_seconds": 3600, "shift_limit_seconds": 86400, "dlq_size": 0,
+            "unsynced_receipts": 3, "sync_running": false, "stages": null,
+            "register": {"status": "not_configured"}}"#;
+        let status: TillStatus = serde_json::from_str(body).expect("parses");
+        assert_eq!(status.current_queued, 3);
+        assert_eq!(status.last_sync_ms, Some(1_769_850_300_000));
+        assert_eq!(status.shift_age_seconds, 3600);
+        assert_eq!(network_state(Some(&status)), NetworkState::Online);
+        let sparse: TillStatus = serde_json::from_str("{}").expect("parses");
+        assert_eq!(sparse.total_capacity, 0);
+        assert_eq!(
+            BufferView::new(Some(&sparse), 0).capacity,
+            DEFAULT_BUFFER_CAPACITY
+        );
+    }
+
+    #[test]
+    fn shift_levels() {
+        assert_eq!(ShiftLevel::of(0), ShiftLevel::Normal);
+        assert_eq!(ShiftLevel::of(SHIFT_WARNING_SECONDS), ShiftLevel::Warning);
+        assert_eq!(ShiftLevel::of(SHIFT_LIMIT_SECONDS), ShiftLevel::Expired);
+    }
+}
