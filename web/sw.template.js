@@ -10,7 +10,10 @@ const PRECACHE = __PRECACHE__;
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
-    caches.open(CACHE).then((c) => c.addAll(PRECACHE)).then(() => self.skipWaiting())
+    // cache: "reload" bypasses the HTTP cache, so a new version never pairs old JS with new WASM.
+    caches.open(CACHE)
+      .then((c) => c.addAll(PRECACHE.map((url) => new Request(url, { cache: "reload" }))))
+      .then(() => self.skipWaiting())
   );
 });
 

@@ -198,13 +198,14 @@ impl PosRig {
             http: crate::http::http_client()?,
             work,
         };
-        rig.wait_for_staff_and_catalogue(options.products).await?;
+        rig.wait_for_staff().await?;
         Ok(rig)
     }
 
-    /// Waits until the till can log the cashier in (the hub's staff list arrived) and holds
-    /// the catalogue.
-    async fn wait_for_staff_and_catalogue(&self, products: usize) -> anyhow::Result<()> {
+    /// Waits until the till can log the cashier in: the hub's staff list arrived (the hub
+    /// offers it in the same first round as the catalogue; the page's scans wait for the
+    /// catalogue themselves).
+    async fn wait_for_staff(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let reply = self
@@ -224,7 +225,6 @@ impl PosRig {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let _ = products;
         Ok(())
     }
 

@@ -220,6 +220,9 @@ impl From<NodeError> for ApiError {
             )
             .with_field(error.field),
             NodeError::Session(session) => from_session(session),
+            NodeError::PageChange(why) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "sync_refused", why)
+            }
             NodeError::IdempotencyConflict => conflict(
                 "idempotency_key_reused",
                 "This Idempotency-Key was already used with a different request body.".to_owned(),

@@ -162,6 +162,7 @@ struct Shared {
     fiscal: Option<FiscalLink>,
     print_wait: Duration,
     pin_throttle: Arc<Mutex<PinThrottle>>,
+    approve_throttle: Arc<Mutex<PinThrottle>>,
     web_dir: Option<PathBuf>,
 }
 
@@ -192,6 +193,7 @@ impl AppState {
                 fiscal: None,
                 print_wait: Duration::ZERO,
                 pin_throttle: Arc::default(),
+                approve_throttle: Arc::default(),
                 web_dir: None,
             }),
         }
@@ -212,23 +214,16 @@ impl AppState {
         self.map_shared(|shared| shared.web_dir = dir)
     }
 
-    /// Milliseconds the PIN login stays locked after wrong PINs, if it is locked.
-    fn pin_throttle_wait(&self, now_ms: u64) -> Option<u64> {
-        self.throttle().wait_ms(now_ms)
-    }
-
-    fn pin_throttle_fail(&self, now_ms: u64) -> Option<u64> {
-        self.throttle().fail(now_ms)
-    }
-
-    fn pin_throttle_succeed(&self) {
-        self.throttle().succeed();
-    }
-
-    fn throttle(&self) -> std::sync::MutexGuard<'_, PinThrottle> {
+    /// The wrong-secret throttle of the PIN login, or of the manager's approval (kept apart, so
+    /// that a cashier's own login does not reset the count of guesses at a manager's secret).
+    fn throttle(&self, approval: bool) -> std::sync::MutexGuard<'_, PinThrottle> {
+        let throttle = if approval {
+            &self.inner.approve_throttle
+        } else {
+            &self.inner.pin_throttle
+        };
         // The throttle is a plain counter: a panic elsewhere cannot leave it inconsistent.
-        self.inner
-            .pin_throttle
+        throttle
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -246,6 +241,7 @@ impl AppState {
                 fiscal: inner.fiscal.clone(),
                 print_wait: inner.print_wait,
                 pin_throttle: Arc::clone(&inner.pin_throttle),
+                approve_throttle: Arc::clone(&inner.approve_throttle),
                 web_dir: inner.web_dir.clone(),
             },
         };
@@ -324,6 +320,7 @@ pub fn app(state: AppState) -> Router {
         Some(dir) => router.fallback_service(
             tower_http::services::ServeDir::new(dir)
                 .append_index_html_on_directories(true)
+                .call_fallback_on_method_not_allowed(true)
                 .fallback(not_found.into_service()),
         ),
         None => router.fallback(not_found),

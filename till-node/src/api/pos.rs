@@ -121,36 +121,34 @@ async fn staff(state: &AppState) -> Result<Vec<StaffMember>, ApiError> {
         })
 }
 
-/// Checks `secret` on a blocking thread, throttled: 429 while locked, 401 when wrong.
+/// Checks `secret` on a blocking thread, throttled: 429 while locked, 401 when wrong. The
+/// attempt counts as a failure from the start, so concurrent guesses are throttled too.
 async fn check_secret(
     state: &AppState,
     secret: String,
     roles: &'static [StaffRole],
 ) -> Result<StaffMember, ApiError> {
-    let now = now_ms();
-    if let Some(wait) = state.pin_throttle_wait(now) {
-        return Err(too_many_attempts(wait));
-    }
+    let approval = !roles.contains(&StaffRole::Cashier);
     let members = staff(state).await?;
+    state
+        .throttle(approval)
+        .begin(now_ms())
+        .map_err(too_many_attempts)?;
     let found = tokio::task::spawn_blocking(move || find_member(&members, &secret, roles))
         .await
         .map_err(|e| ApiError::internal(format!("PIN check task failed: {e}")))?;
     match found {
         Some(member) => {
-            state.pin_throttle_succeed();
+            state.throttle(approval).succeed();
             Ok(member)
         }
         None => {
-            let lock = state.pin_throttle_fail(now_ms());
-            tracing::warn!(locked_ms = lock, "wrong PIN at the till");
-            match lock {
-                Some(wait) => Err(too_many_attempts(wait)),
-                None => Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "wrong_pin",
-                    "Wrong PIN.",
-                )),
-            }
+            tracing::warn!(approval, "wrong PIN or secret at the till");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "wrong_pin",
+                "Wrong PIN.",
+            ))
         }
     }
 }
@@ -275,12 +273,9 @@ pub async fn sync(
             format!("bad envelope: {e}"),
         )
     })?;
-    let peer = PeerId::new(session.peer.clone())
-        .map_err(|e| ApiError::internal(format!("stored peer id: {e}")))?;
-    let cashier = session.login.clone();
     let round = state
         .node()
-        .call(move |node| node.pos_sync_round(&peer, &cashier, &request))
+        .call(move |node| node.pos_sync_round(&session, &request))
         .await?
         .map_err(sync_error)?;
     if round.new_receipts > 0 {
@@ -315,6 +310,9 @@ fn sync_error(error: NodeError) -> ApiError {
                 _ => StatusCode::BAD_REQUEST,
             };
             ApiError::new(status, "sync_refused", sync.to_string())
+        }
+        NodeError::PageChange(why) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "sync_refused", why)
         }
         NodeError::Session(session) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

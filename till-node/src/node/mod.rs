@@ -152,6 +152,9 @@ pub enum NodeError {
     /// A sync step failed.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The browser POS changed something in a session it may not (it may only add sales).
+    #[error("refused change from the page: {0}")]
+    PageChange(String),
 }
 
 /// A remote timestamp the clock refused for running too far ahead of the wall clock.

@@ -7,27 +7,31 @@
 //! the live documents → ONE store commit with the new change chunks, the page's sync states
 //! and a fiscal job for every receipt that appeared in a session in this round.
 //!
-//! Exactly once: a receipt gets its job in the commit that first stores it on the till. The
-//! receipt ids of each session are read before and after applying the round; only the new ones
-//! are queued, and a receipt already held (sold through the HTTP API, or merged in an earlier
-//! round) never is. The commit holds both the document change and its jobs, so a crash leaves
-//! either both or neither, and the page simply sends the receipt again.
+//! Exactly once: a receipt gets its job in the commit that first stores it on the till. Each
+//! session is read before and after applying the round; only the receipts it gained are
+//! queued, and a receipt already held (sold through the HTTP API, or merged in an earlier
+//! round) never is, nor one that already has an outbox row. The commit holds both the document
+//! change and its jobs, so a crash leaves either both or neither, and the page simply sends the
+//! receipt again. Only sessions the till holds take part (`PosPolicy`), so a shift dropped after
+//! retention cannot come back and be queued again.
 //!
-//! A receipt that does not read back (broken invariants) refuses the whole round: nothing is
-//! stored and the documents are rebuilt from the store.
+//! The page may only add sales (`pos::changes`): a round that changes anything else in a
+//! session, adds a refund or a discount above the cap, or holds a receipt that does not read
+//! back is refused whole: nothing is stored and the documents are rebuilt from the store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crdt_model::ids::DocKey;
-use crdt_model::session;
-use crdt_model::ReceiptId;
+use crdt_model::session::{self, SessionView};
 use fiscal::pipeline::FiscalJob;
 use sync_engine::{DocId, Envelope, PeerId, Server};
 
 use super::fiscal::job_entry;
 use super::{Node, NodeError};
+use crate::pos::changes::added_sales;
 use crate::pos::policy::PosPolicy;
-use crate::store::WriteBatch;
+use crate::pos::tokens::PosSession;
+use crate::store::{OutboxEntry, WriteBatch};
 use crate::time::now_ms;
 
 /// What one round with the page did.
@@ -42,18 +46,23 @@ pub struct PosRound {
 }
 
 impl Node {
-    /// Serves one sync round of the page authenticated as `peer`, selling as `cashier`.
+    /// Serves one sync round of the page logged in as `login` (its peer, device and cashier).
     pub fn pos_sync_round(
         &mut self,
-        peer: &PeerId,
-        cashier: &str,
+        login: &PosSession,
         request: &Envelope,
     ) -> Result<PosRound, NodeError> {
         self.ensure_writable()?;
+        let peer = PeerId::new(login.peer.clone())
+            .map_err(|e| NodeError::Identity(format!("stored peer id: {e}")))?;
+        let peer = &peer;
+        let cashier = login.login.as_str();
         let policy = PosPolicy::new(
             self.identity.store.clone(),
             self.identity.till.clone(),
             peer.clone(),
+            login.device.clone(),
+            self.replica.ids().cloned().collect(),
         );
         let server = Server::new(self.identity.peer.clone());
         let offered = self.pos_offered_docs();
@@ -65,7 +74,7 @@ impl Node {
                 states.insert(id.clone(), bytes);
             }
         }
-        let receipts_before = self.session_receipt_ids(&planned);
+        let sessions_before = self.session_views(&planned)?;
         let held_before: BTreeSet<DocId> = self.replica.ids().cloned().collect();
         let response = {
             let mut docs = self.replica.doc_set(&self.identity.actor);
@@ -85,7 +94,7 @@ impl Node {
             if !done.applied.new_changes.is_empty() {
                 batch.append_chunk(done.doc.as_str(), done.applied.new_changes.clone());
                 let jobs =
-                    match self.jobs_for_new_receipts(&done.doc, &receipts_before, cashier, now) {
+                    match self.jobs_for_new_receipts(&done.doc, &sessions_before, cashier, now) {
                         Ok(jobs) => jobs,
                         Err(error) => {
                             self.undo_round(&planned, &held_before);
@@ -154,54 +163,50 @@ impl Node {
         offered
     }
 
-    /// Receipt ids per planned session document, as held now.
-    fn session_receipt_ids(&self, planned: &[DocId]) -> BTreeMap<DocId, BTreeSet<ReceiptId>> {
-        let mut ids = BTreeMap::new();
+    /// The planned session documents as held now, read and re-validated.
+    fn session_views(&self, planned: &[DocId]) -> Result<BTreeMap<DocId, SessionView>, NodeError> {
+        let mut views = BTreeMap::new();
         for id in planned {
             if !matches!(DocKey::parse(id.as_str()), Ok(DocKey::Session { .. })) {
                 continue;
             }
-            let held = self
-                .replica
-                .get(id)
-                .and_then(|loaded| session::receipt_ids(&loaded.doc).ok())
-                .unwrap_or_default();
-            ids.insert(id.clone(), held.into_iter().collect());
+            if let Some(loaded) = self.replica.get(id) {
+                views.insert(id.clone(), session::read(&loaded.doc)?);
+            }
         }
-        ids
+        Ok(views)
     }
 
-    /// Fiscal jobs for the receipts of session `id` that were not there before this round.
-    /// A receipt that does not read back refuses the round.
+    /// Fiscal jobs for the sales the round added to session `id`. Anything else the page
+    /// changed, or a receipt that does not read back, refuses the round.
     fn jobs_for_new_receipts(
         &mut self,
         id: &DocId,
-        before: &BTreeMap<DocId, BTreeSet<ReceiptId>>,
+        before: &BTreeMap<DocId, SessionView>,
         cashier: &str,
         now: u64,
-    ) -> Result<Vec<crate::store::OutboxEntry>, NodeError> {
-        let Some(known) = before.get(id) else {
+    ) -> Result<Vec<OutboxEntry>, NodeError> {
+        let Some(before) = before.get(id) else {
             return Ok(Vec::new());
         };
         let Some(loaded) = self.replica.get(id) else {
             return Ok(Vec::new());
         };
-        let after = session::receipt_ids(&loaded.doc)?;
-        let mut receipts = Vec::new();
-        for receipt_id in after.into_iter().filter(|r| !known.contains(r)) {
-            let receipt = session::get_receipt(&loaded.doc, receipt_id)?
-                .ok_or(NodeError::OriginalNotFound(receipt_id))?;
-            receipts.push(receipt);
-        }
+        let after = session::read(&loaded.doc)?;
+        let added = added_sales(before, &after).map_err(NodeError::PageChange)?;
         let wall = now_ms();
-        let mut jobs = Vec::with_capacity(receipts.len());
-        for receipt in receipts {
+        let mut jobs = Vec::with_capacity(added.len());
+        for receipt in added {
             self.observe_hlc(&receipt.hlc, wall, id.as_str());
             if !self.fiscal_enabled {
                 continue;
             }
-            let hlc = receipt.hlc.clone();
             let receipt_id = receipt.id;
+            if self.store.outbox_entry(&receipt_id.to_string())?.is_some() {
+                tracing::warn!(receipt = %receipt_id, "a page receipt already has a fiscal job; not queued again");
+                continue;
+            }
+            let hlc = receipt.hlc.clone();
             let job = FiscalJob::Receipt {
                 receipt: Box::new(receipt),
                 cashier: cashier.to_owned(),

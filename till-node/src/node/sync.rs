@@ -194,6 +194,10 @@ impl Node {
             self.replica.remove(id);
             tracing::info!(doc = %id, "sealed session dropped after the retention period");
         }
+        let logins = self.purge_pos_sessions(now_ms)?;
+        if logins > 0 {
+            tracing::info!(logins, "expired POS logins removed");
+        }
         let purged = self
             .store
             .purge_idempotency(i64::try_from(cutoff).unwrap_or(i64::MAX))?;

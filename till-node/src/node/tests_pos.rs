@@ -15,6 +15,7 @@ use sync_engine::{AllowAll, ClientSession, DocId, PeerId};
 use uuid::Uuid;
 
 use super::*;
+use crate::pos::tokens::PosSession;
 
 fn open(dir: &std::path::Path) -> Node {
     let store = Store::open(dir).expect("store");
@@ -49,13 +50,24 @@ impl Page {
         }
     }
 
+    fn login(&self) -> PosSession {
+        PosSession {
+            login: "ivanova".into(),
+            role: "cashier".into(),
+            device: self.device.clone(),
+            peer: self.peer.to_string(),
+            expires_at_ms: u64::MAX,
+        }
+    }
+
     /// Runs a whole sync session with the node, as the page's loop does.
     fn sync(&mut self, node: &mut Node) -> Result<usize, NodeError> {
         let till = node.identity().peer.clone();
         let mut session = ClientSession::new(self.peer.clone(), till, self.states.clone());
         let mut new_receipts = 0;
+        let login = self.login();
         while let Some(request) = session.next_request(&mut self.docs, &AllowAll)? {
-            let round = node.pos_sync_round(&self.peer, "ivanova", &request)?;
+            let round = node.pos_sync_round(&login, &request)?;
             new_receipts += round.new_receipts;
             let outcome = session.apply_reply(&mut self.docs, &AllowAll, &round.reply)?;
             for done in outcome.docs {
@@ -218,9 +230,95 @@ fn another_page_cannot_use_this_pages_peer_id() {
         .next_request(&mut page.docs, &AllowAll)
         .expect("request")
         .expect("some");
-    let other = PeerId::new("pos:S1/T1/wother").expect("peer");
+    let mut other = page.login();
+    other.peer = "pos:S1/T1/wother".into();
+    other.device = "wother".into();
     let error = node
-        .pos_sync_round(&other, "ivanova", &request)
+        .pos_sync_round(&other, &request)
         .expect_err("sender mismatch");
     assert!(matches!(error, NodeError::Sync(_)), "{error}");
+}
+
+#[test]
+fn the_page_may_not_rewrite_a_receipt_the_till_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = open(dir.path());
+    node.open_session("ivanova".into(), Kopecks(0), None)
+        .expect("open");
+    let mut page = Page::new("wpage5");
+    page.sync(&mut node).expect("sync");
+    let sold = page.sell(1_000);
+    page.sync(&mut node).expect("push");
+    // The page overwrites its receipt with a cheaper one under the same id.
+    let (id, doc) = page.session_doc();
+    let session_id: SessionId = match crdt_model::ids::DocKey::parse(id.as_str()) {
+        Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
+        other => panic!("not a session: {other:?}"),
+    };
+    let hlc = crdt_model::hlc::Hlc::new(crate::time::now_ms(), 9, "S1/T1/wpage5").expect("hlc");
+    let cheaper = Receipt::from_draft(
+        draft(1),
+        sold,
+        "S1".parse().expect("store"),
+        "T1".parse().expect("till"),
+        session_id,
+        hlc,
+    )
+    .expect("receipt");
+    let receipts = match automerge::ReadDoc::get(doc, automerge::ROOT, "receipts") {
+        Ok(Some((automerge::Value::Object(_), obj))) => obj,
+        other => panic!("no receipts map: {other:?}"),
+    };
+    automerge::transaction::Transactable::put(
+        doc,
+        &receipts,
+        sold.to_string(),
+        serde_json::to_string(&cheaper).expect("json"),
+    )
+    .expect("put");
+    doc.commit();
+    let error = page.sync(&mut node).expect_err("rewrite refused");
+    assert!(matches!(error, NodeError::PageChange(_)), "{error}");
+    let held = node.session_receipts(session_id).expect("receipts");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].total, Kopecks(1_000), "the till kept the original");
+}
+
+#[test]
+fn a_session_the_till_does_not_hold_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut node = open(dir.path());
+    node.open_session("ivanova".into(), Kopecks(0), None)
+        .expect("open");
+    let mut page = Page::new("wpage6");
+    page.sync(&mut node).expect("sync");
+    // A session of this till the till no longer holds (dropped after retention).
+    let old = DocId::new(format!("session/S1/T1/{}", Uuid::now_v7())).expect("id");
+    let mut doc = AutoCommit::new();
+    let header = crdt_model::session::SessionHeader {
+        session_id: match crdt_model::ids::DocKey::parse(old.as_str()) {
+            Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
+            other => panic!("{other:?}"),
+        },
+        store: "S1".parse().expect("store"),
+        till: "T1".parse().expect("till"),
+        cashier: "ivanova".into(),
+        opened_at: crdt_model::hlc::Hlc::new(crate::time::now_ms(), 0, "S1/T1/wpage6")
+            .expect("hlc"),
+        opening_cash: Kopecks(0),
+    };
+    doc.set_actor(
+        actor_id(
+            &"S1".parse().expect("s"),
+            &"T1".parse().expect("t"),
+            "wpage6",
+        )
+        .expect("a"),
+    );
+    session::open(&mut doc, &header).expect("open");
+    doc.commit();
+    page.docs.insert(old.clone(), doc);
+    let error = page.sync(&mut node).expect_err("refused");
+    assert!(matches!(error, NodeError::Sync(_)), "{error}");
+    assert!(node.replica().get(&old).is_none());
 }

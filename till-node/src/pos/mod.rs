@@ -5,6 +5,7 @@
 //! document the hub replicates to the till (argon2id hashes only). The sync round itself is
 //! `Node::pos_sync_round` (`node/pos_sync.rs`); the routes are in `api/pos.rs`.
 
+pub mod changes;
 pub mod pin;
 pub mod policy;
 pub mod throttle;

@@ -1,10 +1,15 @@
 //! The till's share policy towards its browser POS (peer `pos:<store>/<till>/<device>`).
 //!
 //! The page holds the store's catalogue, read-only (it sells from it, the hub and the tills
-//! write it), and this till's session documents, read-write: its sales are receipts appended
-//! to the open session. Changes the page sends into a session must be authored by a device of
-//! this till (`S/T/<device>`). Nothing else is visible to it — in particular not the staff
-//! document with the PIN hashes, which never leaves the till.
+//! write it), and this till's session documents that the till holds, read-write: its sales are
+//! receipts appended to the open session. A session the till does not hold (one it dropped after
+//! retention, or one the page made up) is refused, so an old shift never comes back to be
+//! queued again. Changes the page sends must be authored by the page's own device
+//! (`S/T/<device>` of its login), never by the daemon or another browser. Nothing else is
+//! visible to it — in particular not the staff document with the PIN hashes, which never leaves
+//! the till.
+
+use std::collections::BTreeSet;
 
 use automerge::ActorId;
 use crdt_model::ids::{parse_actor, ActorOwner, DocKey};
@@ -25,16 +30,32 @@ pub struct PosPolicy {
     store: StoreId,
     till: TillId,
     peer: PeerId,
+    device: String,
+    held: BTreeSet<DocId>,
 }
 
 impl PosPolicy {
-    /// The policy of till `store`/`till` towards the page authenticated as `peer`.
-    pub fn new(store: StoreId, till: TillId, peer: PeerId) -> Self {
-        Self { store, till, peer }
+    /// The policy of till `store`/`till` towards the page authenticated as `peer`, writing as
+    /// `device`; `held` lists the documents the till holds now.
+    pub fn new(
+        store: StoreId,
+        till: TillId,
+        peer: PeerId,
+        device: String,
+        held: BTreeSet<DocId>,
+    ) -> Self {
+        Self {
+            store,
+            till,
+            peer,
+            device,
+            held,
+        }
     }
 
-    fn own_session(&self, key: &DocKey) -> bool {
+    fn own_session(&self, doc: &DocId, key: &DocKey) -> bool {
         matches!(key, DocKey::Session { store, till, .. } if *store == self.store && *till == self.till)
+            && self.held.contains(doc)
     }
 }
 
@@ -45,7 +66,7 @@ impl SharePolicy for PosPolicy {
         }
         match DocKey::parse(doc.as_str()) {
             Ok(DocKey::Catalogue { store }) if store == self.store => Access::Read,
-            Ok(key) if self.own_session(&key) => Access::ReadWrite,
+            Ok(key) if self.own_session(doc, &key) => Access::ReadWrite,
             _ => Access::None,
         }
     }
@@ -57,11 +78,11 @@ impl SharePolicy for PosPolicy {
         let Ok(key) = DocKey::parse(doc.as_str()) else {
             return false;
         };
-        if !self.own_session(&key) {
+        if !self.own_session(doc, &key) {
             return false;
         }
-        matches!(parse_actor(actor), ActorOwner::Till { store, till, .. }
-            if store == self.store && till == self.till)
+        matches!(parse_actor(actor), ActorOwner::Till { store, till, device }
+            if store == self.store && till == self.till && device == self.device)
     }
 }
 
@@ -77,7 +98,11 @@ mod tests {
     fn policy() -> (PosPolicy, PeerId) {
         let (store, till) = ids();
         let peer = PeerId::new(pos_peer_id(&store, &till, "wabc")).expect("peer");
-        (PosPolicy::new(store, till, peer.clone()), peer)
+        let held = [doc("catalogue/S1"), doc(SESSION)].into_iter().collect();
+        (
+            PosPolicy::new(store, till, peer.clone(), "wabc".into(), held),
+            peer,
+        )
     }
 
     fn doc(id: &str) -> DocId {
@@ -100,15 +125,27 @@ mod tests {
             Access::None
         );
         assert_eq!(policy.access(&peer, &doc("staff/S1")), Access::None);
+        assert_eq!(
+            policy.access(
+                &peer,
+                &doc("session/S1/T1/0190f5e2-6d1c-7a3b-8c4d-000000000000")
+            ),
+            Access::None,
+            "a session the till does not hold (dropped after retention) is refused"
+        );
         let other = PeerId::new("pos:S1/T1/wother").expect("peer");
         assert_eq!(policy.access(&other, &doc(SESSION)), Access::None);
     }
 
     #[test]
-    fn session_changes_must_come_from_a_device_of_this_till() {
+    fn session_changes_must_come_from_the_pages_own_device() {
         let (policy, peer) = policy();
         let (store, till) = ids();
         let page = actor_id(&store, &till, "wabc").expect("actor");
+        let daemon = actor_id(&store, &till, "node-1a2b3c4d").expect("actor");
+        let other_page = actor_id(&store, &till, "wother").expect("actor");
+        assert!(!policy.may_author(&peer, &doc(SESSION), &daemon));
+        assert!(!policy.may_author(&peer, &doc(SESSION), &other_page));
         let other_till = actor_id(&store, &"T2".parse().expect("till"), "wabc").expect("actor");
         let hub = hub_actor("hub").expect("actor");
         assert!(policy.may_author(&peer, &doc(SESSION), &page));

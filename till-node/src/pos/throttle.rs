@@ -1,10 +1,12 @@
 //! Wrong-PIN throttling for the till's login.
 //!
 //! A PIN is 4 to 8 digits, so guessing is cheap unless attempts are rationed. The till counts
-//! consecutive failures (one counter per till: the PIN alone names the cashier, so a per-user
-//! counter cannot exist); after [`FREE_FAILURES`] each further failure locks the login for a
-//! period that doubles from [`FIRST_LOCK_MS`] up to [`MAX_LOCK_MS`]. A success resets the count.
-//! Plain state machine on passed-in times, so tests need no clock.
+//! consecutive failures (one counter per till and per purpose — login, manager approval: the
+//! PIN alone names the cashier, so a per-user counter cannot exist); after [`FREE_FAILURES`]
+//! each further failure locks the login for a period that doubles from [`FIRST_LOCK_MS`] up to
+//! [`MAX_LOCK_MS`]. An attempt counts as a failure from the moment it starts ([`PinThrottle::begin`]),
+//! so a burst of concurrent guesses is cut off like a sequence of them; a success resets the
+//! count. Plain state machine on passed-in times, so tests need no clock.
 
 /// Failures allowed before the first lock.
 pub const FREE_FAILURES: u32 = 5;
@@ -24,6 +26,16 @@ impl PinThrottle {
     /// Milliseconds until the next attempt is allowed, or `None` when it is allowed now.
     pub fn wait_ms(&self, now_ms: u64) -> Option<u64> {
         (self.locked_until_ms > now_ms).then(|| self.locked_until_ms - now_ms)
+    }
+
+    /// Starts an attempt at `now_ms`: refused with the wait while locked; otherwise counted as
+    /// a failure until [`PinThrottle::succeed`] says otherwise.
+    pub fn begin(&mut self, now_ms: u64) -> Result<(), u64> {
+        if let Some(wait) = self.wait_ms(now_ms) {
+            return Err(wait);
+        }
+        self.fail(now_ms);
+        Ok(())
     }
 
     /// Records a wrong PIN at `now_ms`; returns the lock it started, if any.
@@ -65,6 +77,19 @@ mod tests {
             throttle.fail(200_000);
         }
         assert_eq!(throttle.wait_ms(200_000), Some(MAX_LOCK_MS));
+    }
+
+    #[test]
+    fn a_burst_of_attempts_is_cut_off_like_a_sequence() {
+        let mut throttle = PinThrottle::default();
+        // Five attempts start before any of them has been checked.
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(throttle.begin(0), Ok(()));
+        }
+        assert_eq!(throttle.begin(0), Err(FIRST_LOCK_MS));
+        // The right PIN among them unlocks.
+        throttle.succeed();
+        assert_eq!(throttle.begin(0), Ok(()));
     }
 
     #[test]
