@@ -49,6 +49,10 @@ pub struct MemberUpdate {
     pub secret_hash: String,
     /// False for a disabled user.
     pub active: bool,
+    /// A new cashier's PIN in clear, checked against the store's other active cashiers: the
+    /// PIN alone names the cashier at the till, so two cashiers of a store may not share one.
+    /// Never stored; `None` skips the check.
+    pub unique_pin: Option<String>,
 }
 
 impl std::fmt::Debug for MemberUpdate {
@@ -103,6 +107,21 @@ pub async fn put_member(
     Ok(())
 }
 
+/// The active cashier other than `login` whose PIN is `pin`, if any (argon2 checks, on the
+/// blocking thread of `build`).
+fn cashier_with_pin(members: &[StaffMember], login: &str, pin: &str) -> Option<String> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let argon2 = argon2::Argon2::default();
+    members
+        .iter()
+        .filter(|m| m.active && m.role == StaffRole::Cashier && m.login != login)
+        .find(|m| {
+            PasswordHash::new(&m.secret_hash)
+                .is_ok_and(|hash| argon2.verify_password(pin.as_bytes(), &hash).is_ok())
+        })
+        .map(|m| m.login.clone())
+}
+
 struct Built {
     chunk: Vec<u8>,
     clock_json: String,
@@ -140,6 +159,14 @@ fn build(
     if let Some(latest) = members.iter().map(|m| &m.updated_at).max() {
         if let Err(e) = clock.observe(latest, wall_ms) {
             tracing::warn!(error = %e, "the staff document holds a timestamp far ahead of this hub's clock");
+        }
+    }
+    if let Some(pin) = &update.unique_pin {
+        if let Some(other) = cashier_with_pin(&members, &update.login, pin) {
+            return Err(format!(
+                "the PIN is already used by cashier {other:?} of store {store}; at the till a PIN \
+                 names its cashier, so choose another"
+            ));
         }
     }
     let heads_before = doc.get_heads();
@@ -187,6 +214,7 @@ mod tests {
 
     fn update(login: &str, active: bool) -> MemberUpdate {
         MemberUpdate {
+            unique_pin: None,
             login: login.to_owned(),
             role: StaffRole::Cashier,
             secret_hash: HASH.to_owned(),

@@ -279,3 +279,32 @@ async fn a_failed_staff_write_creates_no_user() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_cashiers_of_a_store_may_not_share_a_pin() {
+    for_each_backend("staff unique pin", |config| async move {
+        let db = Db::connect(&config).await.expect("connect");
+        db.create_user("kassa1", Role::Cashier, PIN, Some("S1"))
+            .await
+            .expect("first cashier");
+        let error = db
+            .create_user("kassa2", Role::Cashier, PIN, Some("S1"))
+            .await
+            .expect_err("same PIN in the same store");
+        assert!(error.to_string().contains("already used"), "{error}");
+        assert!(
+            !error.to_string().contains(PIN),
+            "the PIN is not echoed: {error}"
+        );
+        assert!(db.user("kassa2").await.expect("user").is_none());
+        // Another store may use it, and so may this store with another PIN.
+        db.create_user("kassa3", Role::Cashier, PIN, Some("S2"))
+            .await
+            .expect("other store");
+        db.create_user("kassa4", Role::Cashier, "86420", Some("S1"))
+            .await
+            .expect("other PIN");
+        db.close().await;
+    })
+    .await;
+}

@@ -223,7 +223,8 @@ impl Db {
         }
         validate_secret(role, password)?;
         let password = password.to_owned();
-        let hash = blocking(move || hash_password(&password)).await?;
+        let to_hash = password.clone();
+        let hash = blocking(move || hash_password(&to_hash)).await?;
         let created_at_ms = now_ms();
         let mut tx = self.begin().await?;
         let inserted = on_tx!(tx, c => {
@@ -248,6 +249,8 @@ impl Db {
         }
         if let (Some(staff_role), Some(store)) = (staff_role(role, store), store) {
             let update = MemberUpdate {
+                unique_pin: (staff_role == crdt_model::staff::StaffRole::Cashier)
+                    .then(|| password.clone()),
                 login: name.to_owned(),
                 role: staff_role,
                 secret_hash: hash,
