@@ -6,8 +6,9 @@
 //! `crdt_model::receipt::spread_discount` inside [`Receipt::from_draft`], and
 //! [`Cart::preview`] runs exactly that, so what the page shows is what will be stored. The
 //! discount limits are the shop's: all discounts together at most 50 % of the receipt before
-//! discounts; above 10 % a manager must approve. The cart is serialised into IndexedDB so a
-//! reload keeps it.
+//! discounts; above 10 % a manager must approve, and an approval covers those lines and that
+//! much discount only. The cart is serialised into IndexedDB so a reload keeps it; after a
+//! sale, [`Cart::after_sale`] keeps what was scanned while the sale was being saved.
 
 use crdt_model::catalogue::Product;
 use crdt_model::hlc::Hlc;
@@ -70,11 +71,41 @@ impl CartLine {
     }
 }
 
-/// A manager's approval of a discount above the cashier's limit.
+/// A manager's approval of a discount above the cashier's limit: for exactly these lines and
+/// up to this much discount. More discount, or any change to the lines, needs a new approval
+/// (so an approval of 11 % cannot be stretched to 50 % or to goods added afterwards).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
     /// The manager's login.
     pub manager: String,
+    /// All discounts together when approved. An approval stored before this field existed
+    /// reads as zero with no lines, which covers nothing: it is simply asked for again.
+    #[serde(default)]
+    pub discount: Kopecks,
+    /// The lines when approved.
+    #[serde(default)]
+    pub lines: Vec<ApprovedLine>,
+}
+
+/// One line as a manager approved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedLine {
+    /// Catalogue SKU.
+    pub sku: String,
+    /// Unit price.
+    pub price: Kopecks,
+    /// Quantity in thousandths.
+    pub qty_milli: i64,
+}
+
+impl ApprovedLine {
+    fn of(line: &CartLine) -> ApprovedLine {
+        ApprovedLine {
+            sku: line.sku.clone(),
+            price: line.price,
+            qty_milli: line.qty.milli(),
+        }
+    }
 }
 
 /// Why a cart operation was refused.
@@ -278,11 +309,75 @@ impl Cart {
         if discount * 100 > gross * i128::from(MAX_DISCOUNT_PERCENT) {
             return DiscountCheck::TooLarge;
         }
-        if discount * 100 > gross * i128::from(CASHIER_DISCOUNT_PERCENT) && self.approval.is_none()
+        if discount * 100 > gross * i128::from(CASHIER_DISCOUNT_PERCENT)
+            && self.valid_approval().is_none()
         {
             return DiscountCheck::NeedsApproval;
         }
         DiscountCheck::Allowed
+    }
+
+    /// Records a manager's approval of the discounts as they are now, for the lines as they
+    /// are now.
+    pub fn approve(&mut self, manager: String) {
+        self.approval = Some(Approval {
+            manager,
+            discount: self.discount_total(),
+            lines: self.lines.iter().map(ApprovedLine::of).collect(),
+        });
+    }
+
+    /// The approval, if it still covers the cart: the same lines, and no more discount than
+    /// was approved.
+    pub fn valid_approval(&self) -> Option<&Approval> {
+        self.approval.as_ref().filter(|approval| {
+            self.discount_total() <= approval.discount
+                && approval.lines.len() == self.lines.len()
+                && approval
+                    .lines
+                    .iter()
+                    .zip(&self.lines)
+                    .all(|(approved, line)| *approved == ApprovedLine::of(line))
+        })
+    }
+
+    /// What is left of this cart once `sold` was sold, `sold` being this cart as it was read
+    /// when the sale began. Unchanged: empty. Lines scanned while the sale was being saved
+    /// stay (a SKU sold and scanned again keeps only the units added since), and so does a
+    /// buyer contact typed meanwhile; the sold discounts go, and so does the approval (the
+    /// rest is another receipt).
+    pub fn after_sale(&self, sold: &Cart) -> Cart {
+        if self == sold {
+            return Cart::default();
+        }
+        let mut left = Cart::default();
+        if self.buyer_contact != sold.buyer_contact {
+            left.buyer_contact = self.buyer_contact.clone();
+        }
+        for line in &self.lines {
+            let Some(sold_line) = sold.lines.iter().find(|sold| sold.sku == line.sku) else {
+                left.lines.push(line.clone());
+                continue;
+            };
+            let qty = line.qty.milli().saturating_sub(sold_line.qty.milli());
+            if qty <= 0 {
+                continue;
+            }
+            let mut rest = line.clone();
+            rest.qty = Quantity::from_milli(qty);
+            rest.discount = line
+                .discount
+                .saturating_sub(sold_line.discount)
+                .max(Kopecks::ZERO)
+                .min(rest.amount());
+            left.lines.push(rest);
+        }
+        left.receipt_discount = self
+            .receipt_discount
+            .saturating_sub(sold.receipt_discount)
+            .max(Kopecks::ZERO);
+        left.clamp_receipt_discount();
+        left
     }
 
     /// The receipt request for this cart paid as `plan`. Refuses an empty cart, discounts

@@ -145,6 +145,12 @@ texts! {
     WaitingForTill => "Чеки ждут кассовый сервер: {n}", "Receipts are waiting for the till: {n}";
     SaleBlocked => "Продажи остановлены: буфер фискальных документов заполнен ({n} / {cap}). Дождитесь передачи чеков в ОФД.",
         "Sales are blocked: the fiscal buffer is full ({n} / {cap}). Wait until receipts reach the OFD.";
+    ShiftExpiredBlocked => "Продажи остановлены: смена открыта {t}, больше 24 часов. Фискальный регистратор не примет чек до Z-отчёта: закройте смену и откройте новую.",
+        "Sales are blocked: the shift has been open {t}, over 24 hours. The fiscal register takes no receipt until the Z report: close the shift and open a new one.";
+    SaleInProgress => "Предыдущий чек ещё сохраняется, подождите", "The previous receipt is still being saved; please wait";
+    CartChanged => "Чек изменился во время оплаты: проверьте сумму и проведите оплату снова", "The receipt changed during payment: check the total and confirm the payment again";
+    SyncRefused => "Кассовый сервер не принимает данные этой страницы: {reason}. Чеки сохранены в браузере; сообщите в поддержку.",
+        "The till server refuses this page's data: {reason}. Receipts are kept in the browser; tell support.";
     RefundStart => "Возврат", "Refund";
     RefundPick => "Выберите чек этой смены для возврата", "Pick a receipt of this shift to refund";
     RefundNone => "В этой смене нет продаж для возврата", "This shift has no sales to refund";

@@ -2,13 +2,15 @@
 //! `docs` (document id → `AutoCommit::save()` bytes), `sync` (document id → sync state bytes)
 //! and `meta` (device, login, cart, language, the replica's meta record, the last receipt).
 //!
-//! A sale and a sync reply are each written in ONE read-write transaction, with every request
-//! issued before the first await so the transaction cannot commit half-way; the page shows
-//! `saved` only after the transaction reports committed.
+//! A sale, a sync reply and the forgetting of closed sessions are each written in ONE
+//! read-write transaction, with every request issued before the first await so the
+//! transaction cannot commit half-way; the page shows `saved` only after the transaction
+//! reports committed.
 
 use futures::future::try_join_all;
 use js_sys::Uint8Array;
 use rexie::{ObjectStore, Rexie, TransactionMode};
+use sync_engine::DocId;
 use wasm_bindgen::JsValue;
 
 use crate::replica::{ReplicaMeta, SaleWrite, StoredReplica, SyncWrite};
@@ -198,6 +200,21 @@ impl Db {
             meta.put(&meta_value, Some(&meta_key)),
         )
         .await?;
+        committed(tx.done().await?)
+    }
+
+    /// Forgets documents and their sync states, in one transaction (closed sessions the till
+    /// holds whole).
+    pub async fn forget_docs(&self, ids: &[DocId]) -> Result<()> {
+        let tx = self
+            .rexie
+            .transaction(&[DOCS, SYNC], TransactionMode::ReadWrite)?;
+        let docs = tx.store(DOCS)?;
+        let sync = tx.store(SYNC)?;
+        let keys: Vec<JsValue> = ids.iter().map(|id| text(id.as_str())).collect();
+        let doc_requests = keys.iter().map(|key| docs.delete(key.clone()));
+        let state_requests = keys.iter().map(|key| sync.delete(key.clone()));
+        futures::future::try_join(try_join_all(doc_requests), try_join_all(state_requests)).await?;
         committed(tx.done().await?)
     }
 }

@@ -9,6 +9,11 @@
 //! show `saved` and let a sync round send it. A sync round persists every changed document
 //! with every new sync state together, so a reload never claims heads the till lacks.
 //!
+//! Closed sessions do not pile up: once the till is known to hold every change of a closed
+//! session document (the persisted sync state's shared heads cover its heads),
+//! [`Replica::synced_closed_sessions`] names it and the caller forgets it here and in
+//! IndexedDB; the till only serves the page the sessions it still holds.
+//!
 //! Identity: the browser is peer `pos:<store>/<till>/<device>` and writes session documents as
 //! Automerge actor `<store>/<till>/<device>`; one tab at a time (the page holds a Web Lock), so
 //! the actor's sequence numbers never fork.
@@ -23,6 +28,7 @@ use crdt_model::receipt::ReceiptDraft;
 use crdt_model::session::{self, Appended, SessionHeader, SessionView};
 use crdt_model::{Receipt, ReceiptError, ReceiptId, SessionError, StoreId, TillId};
 use serde::{Deserialize, Serialize};
+use sync_engine::doc_sync::{decode_state, peer_has_all};
 use sync_engine::{ClientSession, DocId, Envelope, PeerId, SyncError};
 use uuid::Uuid;
 
@@ -483,6 +489,39 @@ impl Replica {
         }
         write.meta = self.meta();
         Ok(write)
+    }
+
+    /// The closed session documents the till is known to hold entirely (by the sync state
+    /// persisted with it), with no receipt here still waiting to reach it: nothing is lost
+    /// when they are forgotten here. Never the open session (it has no close), nor one that
+    /// does not read back.
+    pub fn synced_closed_sessions(&mut self) -> Vec<DocId> {
+        let mut synced = Vec::new();
+        for (id, doc) in &mut self.docs {
+            if !id.as_str().starts_with("session/") {
+                continue;
+            }
+            if self.unsent.iter().any(|unsent| unsent.doc == id.as_str()) {
+                continue;
+            }
+            let closed = session::read(&*doc).is_ok_and(|view| view.is_closed());
+            let Some(state) = self.states.get(id) else {
+                continue;
+            };
+            if closed && peer_has_all(doc, &decode_state(Some(state))) {
+                synced.push(id.clone());
+            }
+        }
+        synced
+    }
+
+    /// Forgets documents (with their sync states): those [`Replica::synced_closed_sessions`]
+    /// named, once IndexedDB has dropped them too.
+    pub fn forget(&mut self, ids: &[DocId]) {
+        for id in ids {
+            self.docs.remove(id);
+            self.states.remove(id);
+        }
     }
 
     /// How far receipt `id` has got, `None` if no session here holds it.

@@ -2,12 +2,18 @@
 //! state (saved → sent → fiscalised → acknowledged), the network state (online / degraded /
 //! offline), the fiscal buffer's fill with its 80 / 90 / 100 % levels, and the shift's age.
 //!
+//! Whether a sale may be made at all ([`sale_block`]: not with the buffer full, nor after the
+//! shift's 24 hours) is decided here too, with the reason the cashier reads.
+//!
 //! The till's `GET /v1/kkt/buffer/status` answer is read into [`TillStatus`] here, tolerant of
 //! missing fields (a till without a register sends fewer), so the page and the tests share
 //! one reading of it.
 
 use crdt_model::session::{FiscalRecord, OfdState};
 use serde::Deserialize;
+
+use crate::format::age;
+use crate::i18n::{fill, Key, Lang};
 
 /// Capacity shown until the till has told its own (the brief's 200).
 pub const DEFAULT_BUFFER_CAPACITY: u32 = 200;
@@ -110,6 +116,23 @@ pub fn network_state(till: Option<&TillStatus>) -> NetworkState {
                 NetworkState::Degraded
             }
         }
+    }
+}
+
+/// The network state the page shows: `reachable` is whether the till answered the page's
+/// last call, `till` its last status, `sync_refused` whether it refused the page's last sync
+/// round (it answers, but the page's receipts do not get through: degraded).
+pub fn page_network_state(
+    reachable: bool,
+    till: Option<&TillStatus>,
+    sync_refused: bool,
+) -> NetworkState {
+    if !reachable {
+        NetworkState::Offline
+    } else if sync_refused {
+        NetworkState::Degraded
+    } else {
+        network_state(till)
     }
 }
 
@@ -222,6 +245,64 @@ impl ShiftLevel {
             ShiftLevel::Warning => "warning",
             ShiftLevel::Expired => "full",
         }
+    }
+}
+
+/// Why no sale may be made now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaleBlock {
+    /// The fiscal buffer is full: receipts must reach the OFD first.
+    BufferFull {
+        /// Receipts counted in the buffer.
+        count: u64,
+        /// Its capacity.
+        capacity: u32,
+    },
+    /// The shift has been open 24 hours: the register refuses receipts until a Z report.
+    ShiftExpired {
+        /// The shift's age.
+        age_seconds: u64,
+    },
+}
+
+impl SaleBlock {
+    /// The `data-reason` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaleBlock::BufferFull { .. } => "buffer-full",
+            SaleBlock::ShiftExpired { .. } => "shift-expired",
+        }
+    }
+
+    /// The reason, as the cashier reads it.
+    pub fn describe(self, lang: Lang) -> String {
+        match self {
+            SaleBlock::BufferFull { count, capacity } => fill(
+                Key::SaleBlocked.text(lang),
+                &[("n", &count.to_string()), ("cap", &capacity.to_string())],
+            ),
+            SaleBlock::ShiftExpired { age_seconds } => fill(
+                Key::ShiftExpiredBlocked.text(lang),
+                &[("t", &age(age_seconds, lang))],
+            ),
+        }
+    }
+}
+
+/// Whether a sale must be refused: the buffer as the state bar shows it, and the age of the
+/// open shift (`None`: no shift open here).
+pub fn sale_block(buffer: &BufferView, shift_age_seconds: Option<u64>) -> Option<SaleBlock> {
+    if buffer.blocks_sales() {
+        return Some(SaleBlock::BufferFull {
+            count: buffer.count,
+            capacity: buffer.capacity,
+        });
+    }
+    match shift_age_seconds {
+        Some(age_seconds) if ShiftLevel::of(age_seconds) == ShiftLevel::Expired => {
+            Some(SaleBlock::ShiftExpired { age_seconds })
+        }
+        _ => None,
     }
 }
 
@@ -372,5 +453,61 @@ mod tests {
         assert_eq!(ShiftLevel::of(0), ShiftLevel::Normal);
         assert_eq!(ShiftLevel::of(SHIFT_WARNING_SECONDS), ShiftLevel::Warning);
         assert_eq!(ShiftLevel::of(SHIFT_LIMIT_SECONDS), ShiftLevel::Expired);
+    }
+
+    #[test]
+    fn sales_stop_with_a_full_buffer_or_after_24_hours_of_shift() {
+        let roomy = BufferView::new(None, 3);
+        assert_eq!(sale_block(&roomy, None), None);
+        assert_eq!(sale_block(&roomy, Some(SHIFT_WARNING_SECONDS)), None);
+        assert_eq!(sale_block(&roomy, Some(SHIFT_LIMIT_SECONDS - 1)), None);
+        let expired = sale_block(&roomy, Some(SHIFT_LIMIT_SECONDS)).expect("blocked");
+        assert_eq!(
+            expired,
+            SaleBlock::ShiftExpired {
+                age_seconds: SHIFT_LIMIT_SECONDS
+            }
+        );
+        assert_eq!(expired.as_str(), "shift-expired");
+        let ru = expired.describe(Lang::Ru);
+        let en = expired.describe(Lang::En);
+        assert!(ru.contains("Z-отчёт") && ru.contains("24\u{a0}ч"), "{ru}");
+        assert!(en.contains("Z report") && en.contains("24\u{a0}h"), "{en}");
+
+        let status = TillStatus {
+            total_capacity: 5,
+            current_queued: 5,
+            ..TillStatus::default()
+        };
+        let full = BufferView::new(Some(&status), 0);
+        // A full buffer is named first: it is what the cashier waits for.
+        let block = sale_block(&full, Some(SHIFT_LIMIT_SECONDS)).expect("blocked");
+        assert_eq!(
+            block,
+            SaleBlock::BufferFull {
+                count: 5,
+                capacity: 5
+            }
+        );
+        assert_eq!(block.as_str(), "buffer-full");
+        assert!(block.describe(Lang::En).contains("(5 / 5)"));
+    }
+
+    #[test]
+    fn a_refused_sync_shows_the_till_degraded() {
+        let fine = till("online", "CLOSED");
+        assert_eq!(
+            page_network_state(true, Some(&fine), false),
+            NetworkState::Online
+        );
+        assert_eq!(
+            page_network_state(true, Some(&fine), true),
+            NetworkState::Degraded
+        );
+        assert_eq!(page_network_state(true, None, true), NetworkState::Degraded);
+        assert_eq!(
+            page_network_state(false, Some(&fine), true),
+            NetworkState::Offline
+        );
     }
 }

@@ -79,7 +79,7 @@ pub fn ActionBar() -> impl IntoView {
                 let _ = api::logout(&token).await;
             }
             core::save_login(None).await;
-            core::unload();
+            core::unload().await;
             ctx.login.set(None);
             ctx.session.set(None);
             ctx.panel.set(Panel::None);

@@ -1,13 +1,18 @@
 //! The page's runtime: the replica, IndexedDB and the write gate in a thread-local (WASM is
-//! single-threaded; none of them is `Send`), start-up, the sync loop, the status poll, and the
-//! sale itself.
+//! single-threaded; none of them is `Send`), start-up, login, the cart's persistence, and the
+//! sale itself. The sync and status loops are in `app/sync.rs`.
 //!
 //! The write gate (an async mutex) orders everything that touches the replica's documents
-//! and IndexedDB: a sale holds it from the in-memory commit until its IndexedDB transaction
-//! committed, and a sync round takes it to build a request and to apply and persist a reply.
-//! So a request never carries a change that is not durable yet (a reload could otherwise make
-//! a different change under the same actor and sequence number), and a newer document
-//! snapshot is never overwritten by an older one.
+//! and IndexedDB: a sale holds it from reading the cart until its IndexedDB transaction
+//! committed, a sync round takes it to build a request and to apply and persist a reply, and
+//! a login or logout takes it to replace the replica. So a request never carries a change
+//! that is not durable yet (a reload could otherwise make a different change under the same
+//! actor and sequence number), a newer document snapshot is never overwritten by an older
+//! one, and no write in flight is lost with the replica it came from.
+//!
+//! One sale at a time: `Core::selling` is set when a sale begins and cleared when it ends, so
+//! a second confirmation while the first waits for the gate (F2 and Enter again) is refused
+//! instead of making a second receipt for the same goods.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,58 +21,58 @@ use crdt_model::ReceiptId;
 use futures::lock::Mutex;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use sync_engine::Envelope;
 use uuid::Uuid;
 
-use super::{monotonic_ms, now_ms, Ctx, Panel, ReceiptBadge, Screen, SessionInfo};
-use crate::api::{self, ApiError};
-use crate::cart::{Cart, PaymentPlan};
+use super::{monotonic_ms, now_ms, sync, Ctx, Panel, ReceiptBadge, Screen, SessionInfo};
+use crate::cart::{Cart, CartError, PaymentError, PaymentPlan};
 use crate::i18n::{fill, Key, Lang};
 use crate::idb::{key, Db};
 use crate::lookup::CatalogueIndex;
 use crate::replica::{is_device_id, new_device_id, Identity, Replica, ReplicaError};
-use crate::status::{BufferView, ReceiptState};
+use crate::status::{self, BufferView, ReceiptState, SaleBlock};
 use crate::tablock::{self, TabLock};
 use crate::wire::LoginInfo;
 
-/// The sync loop's tick.
-const TICK_MS: u32 = 100;
-/// Sync period while a receipt is unsent or not acknowledged.
-const BUSY_SYNC_MS: u64 = 1_000;
-/// Sync period otherwise.
-const IDLE_SYNC_MS: u64 = 5_000;
-/// Backoff after a failed round: from this, doubling, at most [`MAX_BACKOFF_MS`].
-const FIRST_BACKOFF_MS: u64 = 500;
-/// Longest wait between retries.
-const MAX_BACKOFF_MS: u64 = 5_000;
-/// The till's buffer status is polled this often.
-const STATUS_POLL_MS: u32 = 2_000;
-
 #[derive(Default)]
-struct Core {
+pub(super) struct Core {
     db: Option<Rc<Db>>,
     device: String,
-    replica: Option<Replica>,
+    pub(super) replica: Option<Replica>,
+    /// Bumped whenever the replica is replaced (login, logout): a sync session begun on
+    /// another replica stops.
+    pub(super) replica_epoch: u64,
     index: Rc<CatalogueIndex>,
     index_version: u64,
     gate: Rc<Mutex<()>>,
     /// A sale is in memory but not in IndexedDB: nothing may be synced or sold any more.
-    poisoned: bool,
-    sync_kicked: bool,
-    next_sync_ms: u64,
-    backoff_ms: u64,
+    pub(super) poisoned: bool,
+    /// A sale runs (from its confirmation to its end, whichever way it ends).
+    selling: bool,
+    /// Bumped on every change of the cart, to tell the write of the latest cart.
+    cart_generation: u64,
+    /// Closed sessions may have become forgettable (login, a session changed, receipts
+    /// reached the till).
+    pub(super) prune_due: bool,
+    pub(super) sync_kicked: bool,
+    pub(super) next_sync_ms: u64,
+    pub(super) backoff_ms: u64,
 }
 
 thread_local! {
     static CORE: RefCell<Core> = RefCell::new(Core::default());
 }
 
-fn with_core<R>(f: impl FnOnce(&mut Core) -> R) -> R {
+pub(super) fn with_core<R>(f: impl FnOnce(&mut Core) -> R) -> R {
     CORE.with(|core| f(&mut core.borrow_mut()))
 }
 
-fn db() -> Option<Rc<Db>> {
+pub(super) fn db() -> Option<Rc<Db>> {
     with_core(|core| core.db.clone())
+}
+
+/// The write gate (see the module doc).
+pub(super) fn gate() -> Rc<Mutex<()>> {
+    with_core(|core| core.gate.clone())
 }
 
 /// The device name of this browser profile.
@@ -141,8 +146,8 @@ pub fn start(ctx: Ctx) {
             None => ctx.screen.set(Screen::Login),
         }
         persist_cart_on_change(ctx);
-        spawn_local(sync_loop(ctx));
-        spawn_local(status_loop(ctx));
+        spawn_local(sync::sync_loop(ctx));
+        spawn_local(sync::status_loop(ctx));
         set_interval(
             move || ctx.now_ms.set(now_ms()),
             std::time::Duration::from_secs(1),
@@ -164,6 +169,10 @@ pub async fn activate(ctx: Ctx, login: LoginInfo) {
         Ok(identity) => identity,
         Err(error) => return ctx.complain(error.to_string()),
     };
+    // Under the gate: a sale's or a sync reply's IndexedDB write still in flight commits
+    // first, and is read back here, rather than being lost with the replica it came from.
+    let gate = gate();
+    let held = gate.lock().await;
     let stored = match db.load_replica().await {
         Ok(stored) => stored,
         Err(error) => return ctx.fatal.set(Some(format!("IndexedDB: {}", error.0))),
@@ -178,9 +187,12 @@ pub async fn activate(ctx: Ctx, login: LoginInfo) {
     let last = db.get_meta(key::LAST_RECEIPT).await.ok().flatten();
     with_core(|core| {
         core.replica = Some(replica);
+        core.replica_epoch += 1;
         core.index_version = 0;
+        core.prune_due = true;
         core.sync_kicked = true;
     });
+    drop(held);
     if let Some(id) = last.and_then(|text| text.parse::<ReceiptId>().ok()) {
         ctx.last_receipt.set(Some(ReceiptBadge {
             id,
@@ -256,20 +268,34 @@ pub fn refresh(ctx: Ctx) {
     }
 }
 
-/// Writes the cart to IndexedDB whenever it changes, so a reload keeps it.
+/// Writes the cart to IndexedDB whenever it changes, so a reload keeps it, and says when the
+/// cart as it is now is stored (`Ctx::cart_persisted`): writes go out in order (IndexedDB
+/// runs read-write transactions on one store in the order they were made), and only the
+/// write of the latest change sets it.
 fn persist_cart_on_change(ctx: Ctx) {
     Effect::new(move |_| {
         let cart = ctx.cart.get();
+        let generation = with_core(|core| {
+            core.cart_generation += 1;
+            core.cart_generation
+        });
+        if ctx.cart_persisted.get_untracked() {
+            ctx.cart_persisted.set(false);
+        }
         let Ok(json) = serde_json::to_string(&cart) else {
             return;
         };
-        if let Some(db) = db() {
-            spawn_local(async move {
-                if let Err(error) = db.put_meta(&[(key::CART, Some(&json))]).await {
-                    leptos::logging::warn!("cart not saved: {}", error.0);
+        let Some(db) = db() else { return };
+        spawn_local(async move {
+            match db.put_meta(&[(key::CART, Some(&json))]).await {
+                Ok(()) => {
+                    if with_core(|core| core.cart_generation == generation) {
+                        ctx.cart_persisted.set(true);
+                    }
                 }
-            });
-        }
+                Err(error) => leptos::logging::warn!("cart not saved: {}", error.0),
+            }
+        });
     });
 }
 
@@ -291,10 +317,13 @@ pub async fn save_login(login: Option<&LoginInfo>) {
     }
 }
 
-/// Forgets the replica (logout).
-pub fn unload() {
+/// Forgets the replica (logout), under the gate like [`activate`].
+pub async fn unload() {
+    let gate = gate();
+    let _held = gate.lock().await;
     with_core(|core| {
         core.replica = None;
+        core.replica_epoch += 1;
         core.index = Rc::new(CatalogueIndex::default());
         core.index_version = 0;
     });
@@ -321,27 +350,86 @@ pub fn buffer_view(ctx: Ctx) -> BufferView {
         .with(|till| BufferView::new(till.as_ref(), u64::try_from(unsent).unwrap_or(u64::MAX)))
 }
 
-/// Makes the sale: commit into the open session, persist (with the emptied cart), only then
-/// show `saved` and kick a sync.
+/// Why no sale may be made now (tracked): the buffer is full or the shift is over 24 hours.
+pub fn sale_block(ctx: Ctx) -> Option<SaleBlock> {
+    let now = ctx.now_ms.get();
+    let shift_age = ctx.session.with(|session| {
+        session
+            .as_ref()
+            .map(|session| now.saturating_sub(session.opened_ms) / 1000)
+    });
+    status::sale_block(&buffer_view(ctx), shift_age)
+}
+
+/// [`sale_block`] for handlers, on the wall clock of this instant.
+fn sale_block_now(ctx: Ctx) -> Option<SaleBlock> {
+    let now = now_ms();
+    let shift_age = ctx.session.with_untracked(|session| {
+        session
+            .as_ref()
+            .map(|session| now.saturating_sub(session.opened_ms) / 1000)
+    });
+    let unsent = u64::try_from(ctx.unsent.get_untracked()).unwrap_or(u64::MAX);
+    let buffer = ctx
+        .till
+        .with_untracked(|till| BufferView::new(till.as_ref(), unsent));
+    status::sale_block(&buffer, shift_age)
+}
+
+/// The one sale running: [`SaleRun::begin`] refuses a second, and the flag goes when the
+/// sale ends, whichever way.
+struct SaleRun {
+    ctx: Ctx,
+}
+
+impl SaleRun {
+    fn begin(ctx: Ctx) -> Option<SaleRun> {
+        let busy = with_core(|core| std::mem::replace(&mut core.selling, true));
+        if busy {
+            return None;
+        }
+        ctx.sale_running.set(true);
+        Some(SaleRun { ctx })
+    }
+}
+
+impl Drop for SaleRun {
+    fn drop(&mut self) {
+        with_core(|core| core.selling = false);
+        self.ctx.sale_running.set(false);
+    }
+}
+
+/// Makes the sale: under the gate, read the cart and commit it into the open session,
+/// persist (with the emptied cart), only then show `saved` and kick a sync. Lines scanned
+/// while the receipt was being saved stay in the cart.
 pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
     let started = monotonic_ms();
     if ctx.fatal.get_untracked().is_some() || with_core(|core| core.poisoned) {
         return;
     }
-    if buffer_view_untracked(ctx).blocks_sales() {
-        return ctx.complain(ctx.t_now(Key::SaleBlocked));
-    }
+    let Some(_running) = SaleRun::begin(ctx) else {
+        return ctx.inform(ctx.t_now(Key::SaleInProgress));
+    };
     let Some(db) = db() else { return };
-    let cart = ctx.cart.get_untracked();
-    let draft = match cart.to_draft(&device(), &plan) {
+    let gate = gate();
+    let held = gate.lock().await;
+    if let Some(block) = sale_block_now(ctx) {
+        return ctx.complain(block.describe(ctx.lang.get_untracked()));
+    }
+    // Read under the gate, with no await until the commit below: the receipt holds exactly
+    // what the cart holds now; if that no longer adds up to the payment, nothing is sold.
+    let sold = ctx.cart.get_untracked();
+    let draft = match sold.to_draft(&device(), &plan) {
         Ok(draft) => draft,
+        Err(CartError::Payment(PaymentError::DoesNotAddUp)) => {
+            return ctx.complain(ctx.t_now(Key::CartChanged));
+        }
         Err(error) => {
             let reason = error.describe(ctx.lang.get_untracked());
             return ctx.complain(payment_error_text(ctx, &reason));
         }
     };
-    let gate = with_core(|core| core.gate.clone());
-    let _held = gate.lock().await;
     let id = ReceiptId::new(Uuid::new_v4());
     let Some(sale) = with_replica(|replica| replica.sell(draft, id, now_ms())) else {
         return;
@@ -364,7 +452,7 @@ pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
             .fatal
             .set(Some(ctx.t_now(Key::StorageFailed).to_owned()));
     }
-    drop(_held);
+    drop(held);
     let elapsed = (monotonic_ms() - started).max(0.0).round();
     ctx.last_receipt.set(Some(ReceiptBadge {
         id,
@@ -372,7 +460,9 @@ pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
         change: plan.change.is_positive().then_some(plan.change),
         saved_in_ms: (elapsed < f64::from(u32::MAX)).then_some(elapsed as u32),
     }));
-    ctx.cart.set(Cart::default());
+    // Emptied if untouched since it was read; else what was scanned meanwhile stays (and
+    // the cart's own write stores it).
+    ctx.cart.update(|cart| *cart = cart.after_sale(&sold));
     ctx.panel.set(Panel::None);
     ctx.notice.set(None);
     refresh(ctx);
@@ -380,142 +470,6 @@ pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
     ctx.focus_scan();
 }
 
-fn buffer_view_untracked(ctx: Ctx) -> BufferView {
-    let unsent = u64::try_from(ctx.unsent.get_untracked()).unwrap_or(u64::MAX);
-    ctx.till
-        .with_untracked(|till| BufferView::new(till.as_ref(), unsent))
-}
-
 fn payment_error_text(ctx: Ctx, reason: &str) -> String {
     fill(ctx.t_now(Key::SaleFailed), &[("reason", reason)])
-}
-
-/// Syncs with the till: every second while a receipt is unsent or not acknowledged, else
-/// every five; after a failure, backoff up to five seconds; at once when kicked.
-async fn sync_loop(ctx: Ctx) {
-    loop {
-        sleep_ms(TICK_MS).await;
-        let now = now_ms();
-        let due = with_core(|core| {
-            let ready = core.replica.is_some() && !core.poisoned;
-            let due = ready && (core.sync_kicked || now >= core.next_sync_ms);
-            if due {
-                core.sync_kicked = false;
-            }
-            due
-        });
-        let Some(token) = token(ctx).filter(|_| due && !ctx.login_expired.get_untracked()) else {
-            continue;
-        };
-        let result = sync_session(ctx, &token).await;
-        let busy = ctx.unsent.get_untracked() > 0
-            || ctx.last_receipt.with_untracked(|badge| {
-                badge
-                    .as_ref()
-                    .is_some_and(|b| b.state != ReceiptState::Acknowledged)
-            });
-        let now = now_ms();
-        if !ctx.synced_once.get_untracked() {
-            ctx.synced_once.set(true);
-        }
-        match result {
-            Ok(()) => {
-                ctx.reachable.set(true);
-                ctx.last_sync_ms.set(Some(now));
-                with_core(|core| {
-                    core.backoff_ms = 0;
-                    core.next_sync_ms = now + if busy { BUSY_SYNC_MS } else { IDLE_SYNC_MS };
-                });
-            }
-            Err(ApiError::Unauthorized) => login_expired(ctx),
-            Err(error) => {
-                if matches!(error, ApiError::Unreachable(_)) {
-                    ctx.reachable.set(false);
-                } else {
-                    leptos::logging::warn!("sync round failed: {}", error.describe());
-                }
-                with_core(|core| {
-                    core.backoff_ms = (core.backoff_ms * 2).clamp(FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
-                    core.next_sync_ms = now + core.backoff_ms;
-                });
-            }
-        }
-    }
-}
-
-/// One sync session: requests until the replica has nothing left to say.
-async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
-    let Some(db) = db() else { return Ok(()) };
-    let gate = with_core(|core| core.gate.clone());
-    let Some(mut session) = with_replica(|replica| replica.start_sync()) else {
-        return Ok(());
-    };
-    let bad = |error: &dyn std::fmt::Display| ApiError::BadAnswer(error.to_string());
-    loop {
-        let request = {
-            let _held = gate.lock().await;
-            with_replica(|replica| replica.next_request(&mut session))
-        };
-        let Some(request) = request.transpose().map_err(|e| bad(&e))?.flatten() else {
-            return Ok(());
-        };
-        let bytes = request.encode().map_err(|e| bad(&e))?;
-        let reply = api::sync_round(token, &bytes).await?;
-        ctx.reachable.set(true);
-        let reply = Envelope::decode(&reply).map_err(|e| bad(&e))?;
-        let _held = gate.lock().await;
-        if with_core(|core| core.poisoned) {
-            return Ok(());
-        }
-        let Some(write) = with_replica(|replica| replica.apply_reply(&mut session, &reply)) else {
-            return Ok(());
-        };
-        let write = write.map_err(|e| bad(&e))?;
-        for (doc, reason) in &write.failed {
-            leptos::logging::warn!("document {doc} not applied: {reason}");
-        }
-        if !write.is_empty() {
-            if let Err(error) = db.write_sync(&write).await {
-                with_core(|core| core.poisoned = true);
-                leptos::logging::error!("sync reply not persisted: {}", error.0);
-                ctx.fatal
-                    .set(Some(ctx.t_now(Key::StorageFailed).to_owned()));
-                return Ok(());
-            }
-        }
-        drop(_held);
-        refresh(ctx);
-    }
-}
-
-/// Polls the till's buffer status every two seconds (also before login: the route is
-/// public, and the state bar shows whether the till answers).
-async fn status_loop(ctx: Ctx) {
-    loop {
-        let token = token(ctx).filter(|_| !ctx.login_expired.get_untracked());
-        match api::buffer_status(token.as_deref()).await {
-            Ok(status) => {
-                ctx.reachable.set(true);
-                ctx.till.set(Some(status));
-            }
-            Err(ApiError::Unauthorized) if token.is_some() => login_expired(ctx),
-            Err(ApiError::Unauthorized) => ctx.reachable.set(true),
-            Err(ApiError::Unreachable(_)) => ctx.reachable.set(false),
-            Err(error) => leptos::logging::warn!("status: {}", error.describe()),
-        }
-        sleep_ms(STATUS_POLL_MS).await;
-    }
-}
-
-/// Resolves after `ms` milliseconds.
-pub async fn sleep_ms(ms: u32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(window) = web_sys::window() {
-            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(
-                &resolve,
-                i32::try_from(ms).unwrap_or(i32::MAX),
-            );
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }

@@ -6,7 +6,8 @@
 //! `core`, a thread-local the event handlers reach through small functions; closures in
 //! views only capture signals.
 //!
-//! Submodules: `core` (runtime, start-up, sync and status loops, the sale), `statebar`,
+//! Submodules: `core` (runtime, start-up, the cart's persistence, the sale), `sync` (the sync
+//! and status loops, forgetting closed sessions), `statebar`,
 //! `screens` (refused, login, open session, Z report), `selling` (scan and cart), `payment`
 //! (payment panel and manager approval), `actions` (refund, cash in/out, X, close, logout).
 
@@ -16,6 +17,7 @@ mod payment;
 mod screens;
 mod selling;
 mod statebar;
+mod sync;
 
 use crdt_model::ReceiptId;
 use leptos::ev;
@@ -110,6 +112,10 @@ pub struct Ctx {
     pub storage_ok: RwSignal<Option<bool>>,
     /// The cart.
     pub cart: RwSignal<Cart>,
+    /// The cart as it is now is in IndexedDB (`data-persisted` on `cart-total`).
+    pub cart_persisted: RwSignal<bool>,
+    /// A sale is being made: a second one waits its turn (refused, not queued).
+    pub sale_running: RwSignal<bool>,
     /// Bumped when the catalogue index was rebuilt.
     pub catalogue_version: RwSignal<u64>,
     /// Products in the catalogue.
@@ -128,6 +134,9 @@ pub struct Ctx {
     pub notice: RwSignal<Option<Notice>>,
     /// A failure that stops selling until a reload.
     pub fatal: RwSignal<Option<String>>,
+    /// The till refused the page's last sync round, with its reason (cleared by a round
+    /// that goes through).
+    pub sync_refused: RwSignal<Option<String>>,
     /// The open panel.
     pub panel: RwSignal<Panel>,
     /// Wall clock, ticking every second (for ages).
@@ -150,6 +159,8 @@ impl Ctx {
             login_expired: RwSignal::new(false),
             storage_ok: RwSignal::new(None),
             cart: RwSignal::new(Cart::default()),
+            cart_persisted: RwSignal::new(false),
+            sale_running: RwSignal::new(false),
             catalogue_version: RwSignal::new(0),
             catalogue_size: RwSignal::new(0),
             session: RwSignal::new(None),
@@ -159,6 +170,7 @@ impl Ctx {
             last_receipt: RwSignal::new(None),
             notice: RwSignal::new(None),
             fatal: RwSignal::new(None),
+            sync_refused: RwSignal::new(None),
             panel: RwSignal::new(Panel::None),
             now_ms: RwSignal::new(now_ms()),
             last_sync_ms: RwSignal::new(None),

@@ -1,9 +1,15 @@
 //! The payment panel (cash with the tendered amount and the change, card, or both) and the
 //! manager's approval of a discount above the cashier's 10 %.
 //!
-//! `pay-confirm` is disabled, with the reason beside it, while the buffer is full, the
-//! discount is not allowed or the amounts do not add up; Enter in an amount field confirms,
-//! Esc cancels (see the shortcuts in `app/mod.rs`).
+//! `pay-confirm` is disabled, with the reason beside it, while the buffer is full or the
+//! shift is over 24 hours (`sale-blocked`, its `data-reason` saying which), the discount is
+//! not allowed, the amounts do not add up or a sale is still being saved; Enter in an amount
+//! field confirms, Esc cancels (see the shortcuts in `app/mod.rs`). Whether a sale runs is
+//! the page's (`Ctx::sale_running`), not this panel's: F2 reopens the panel while a sale
+//! waits, and it must not sell the cart again.
+//!
+//! A manager's approval is recorded for the lines and the discount as they are
+//! (`Cart::approve`); more discount or other lines ask for it again.
 
 use leptos::html;
 use leptos::prelude::*;
@@ -12,9 +18,7 @@ use leptos::task::spawn_local;
 use super::core;
 use super::{Ctx, Panel};
 use crate::api::{self, ApiError};
-use crate::cart::{
-    plan_payment, Approval, CartError, DiscountCheck, PayMode, PaymentError, PaymentPlan,
-};
+use crate::cart::{plan_payment, CartError, DiscountCheck, PayMode, PaymentError, PaymentPlan};
 use crate::format::{money, parse_money};
 use crate::i18n::{fill, Key};
 use crate::wire::ApprovalAnswer;
@@ -38,7 +42,6 @@ fn optional_money(text: &str) -> Result<Option<crdt_model::Kopecks>, ()> {
 pub fn panel(ctx: Ctx, mode: PayMode) -> impl IntoView {
     let tendered = RwSignal::new(String::new());
     let card = RwSignal::new(String::new());
-    let paying = RwSignal::new(false);
     let first_field: NodeRef<html::Input> = NodeRef::new();
     let confirm_ref: NodeRef<html::Button> = NodeRef::new();
     let total = Memo::new(move |_| ctx.cart.with(|cart| cart.total()));
@@ -58,7 +61,7 @@ pub fn panel(ctx: Ctx, mode: PayMode) -> impl IntoView {
             }
         })
     });
-    let blocked = Memo::new(move |_| core::buffer_view(ctx).blocks_sales());
+    let blocked = Memo::new(move |_| core::sale_block(ctx));
     let discount = Memo::new(move |_| ctx.cart.with(|cart| cart.discount_check()));
     // Everything else the model would refuse (a malformed buyer contact, …), shown before
     // the cashier presses the button rather than after.
@@ -75,9 +78,9 @@ pub fn panel(ctx: Ctx, mode: PayMode) -> impl IntoView {
     let can_pay = move || {
         plan.with(Result::is_ok)
             && problem.with(Option::is_none)
-            && !blocked.get()
+            && blocked.with(Option::is_none)
             && discount.get() == DiscountCheck::Allowed
-            && !paying.get()
+            && !ctx.sale_running.get()
             && ctx.fatal.with(Option::is_none)
     };
     let confirm = move || {
@@ -87,11 +90,7 @@ pub fn panel(ctx: Ctx, mode: PayMode) -> impl IntoView {
         let Ok(chosen) = plan.get_untracked() else {
             return;
         };
-        paying.set(true);
-        spawn_local(async move {
-            core::sell(ctx, chosen).await;
-            paying.set(false);
-        });
+        spawn_local(core::sell(ctx, chosen));
     };
     let on_enter = move |ev: web_sys::KeyboardEvent| {
         if ev.key() == "Enter" {
@@ -186,16 +185,11 @@ pub fn panel(ctx: Ctx, mode: PayMode) -> impl IntoView {
                 DiscountCheck::NeedsApproval => Some(ctx.t(Key::DiscountNeedsApproval)),
                 DiscountCheck::TooLarge => Some(ctx.t(Key::DiscountTooLarge)),
             }.map(|text| view! { <p class="error">{text}</p> })}
-            {move || blocked.get().then(|| {
-                let view = core::buffer_view(ctx);
-                view! {
-                    <p class="error blocked" role="alert" data-testid="sale-blocked">
-                        {fill(ctx.t(Key::SaleBlocked), &[
-                            ("n", &view.count.to_string()),
-                            ("cap", &view.capacity.to_string()),
-                        ])}
-                    </p>
-                }
+            {move || blocked.get().map(|block| view! {
+                <p class="error blocked" role="alert" data-testid="sale-blocked"
+                    data-reason=block.as_str()>
+                    {block.describe(ctx.lang.get())}
+                </p>
             })}
             <div class="buttons">
                 <button class="primary big" data-testid="pay-confirm" node_ref=confirm_ref
@@ -230,8 +224,7 @@ pub fn ApprovalBox() -> impl IntoView {
         spawn_local(async move {
             match api::approve(&token, typed.trim()).await {
                 Ok(ApprovalAnswer { login, .. }) => {
-                    ctx.cart
-                        .update(|cart| cart.approval = Some(Approval { manager: login }));
+                    ctx.cart.update(|cart| cart.approve(login));
                     ctx.notice.set(None);
                 }
                 Err(ApiError::Unreachable(_)) => ctx.complain(ctx.t_now(Key::NeedsTill)),
@@ -242,7 +235,7 @@ pub fn ApprovalBox() -> impl IntoView {
         });
     };
     move || {
-        let approved = ctx.cart.with(|cart| cart.approval.clone());
+        let approved = ctx.cart.with(|cart| cart.valid_approval().cloned());
         match (check.get(), approved) {
             (DiscountCheck::TooLarge, _) => Some(view! {
                 <p class="error" data-testid="discount-too-large">{ctx.t(Key::DiscountTooLarge)}</p>

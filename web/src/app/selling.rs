@@ -304,7 +304,8 @@ fn Totals() -> impl IntoView {
             <div class="row total">
                 <span>{move || ctx.t(Key::Total)}</span>
                 <span class="num" data-testid="cart-total"
-                    data-kopecks=move || total.get().value().to_string()>
+                    data-kopecks=move || total.get().value().to_string()
+                    data-persisted=move || ctx.cart_persisted.get().to_string()>
                     {move || money(total.get())}
                 </span>
             </div>

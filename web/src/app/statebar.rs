@@ -1,7 +1,7 @@
 //! The state bar, on every screen after start-up: network state, fiscal buffer "N / 200"
 //! with its 80 / 90 / 100 % levels, the OFD breaker, the last sync, the oldest unacknowledged
-//! receipt, the shift's age against 24 h, "receipts are waiting for the till", the cashier and
-//! the language switch.
+//! receipt, the shift's age against 24 h, "receipts are waiting for the till", the till's
+//! refusal of the page's sync with its reason, the cashier and the language switch.
 
 use leptos::prelude::*;
 
@@ -9,18 +9,17 @@ use super::core;
 use super::Ctx;
 use crate::format::age;
 use crate::i18n::{fill, Key};
-use crate::status::{network_state, NetworkState, ShiftLevel, SHIFT_LIMIT_SECONDS};
+use crate::status::{page_network_state, NetworkState, ShiftLevel, SHIFT_LIMIT_SECONDS};
 
 /// The state bar.
 #[component]
 pub fn StateBar() -> impl IntoView {
     let ctx = expect_context::<Ctx>();
     let network = Memo::new(move |_| {
-        if !ctx.reachable.get() {
-            NetworkState::Offline
-        } else {
-            ctx.till.with(|till| network_state(till.as_ref()))
-        }
+        let reachable = ctx.reachable.get();
+        let refused = ctx.sync_refused.with(Option::is_some);
+        ctx.till
+            .with(|till| page_network_state(reachable, till.as_ref(), refused))
     });
     let network_text = move || match network.get() {
         NetworkState::Online => ctx.t(Key::NetOnline),
@@ -75,6 +74,15 @@ pub fn StateBar() -> impl IntoView {
             }
         })
     };
+    let refused = move || {
+        ctx.sync_refused.get().map(|reason| {
+            view! {
+                <div class="notice error" role="alert" data-testid="sync-refused">
+                    {fill(ctx.t(Key::SyncRefused), &[("reason", &reason)])}
+                </div>
+            }
+        })
+    };
     view! {
         <header class="statebar" role="status">
             <span class=move || format!("pill net-{}", network.get().as_str())
@@ -120,5 +128,6 @@ pub fn StateBar() -> impl IntoView {
             </button>
         </header>
         {waiting}
+        {refused}
     }
 }

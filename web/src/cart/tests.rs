@@ -129,11 +129,8 @@ fn discount_limits_ten_and_fifty_percent() {
         cart.to_draft("w1", &cash_exact(&cart)),
         Err(CartError::Discount(DiscountCheck::NeedsApproval))
     );
-    cart.approval = Some(Approval {
-        manager: "petrova".to_owned(),
-    });
-    assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
     cart.set_receipt_discount(Kopecks(50_000)).expect("50 %");
+    cart.approve("petrova".to_owned());
     assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
     assert!(cart.preview("w1", &cash_exact(&cart)).is_ok());
     // Line and receipt discounts count together.
@@ -243,9 +240,7 @@ fn a_cart_survives_serialisation() {
     cart.set_qty(1, Quantity::from_milli(1_500)).expect("qty");
     cart.set_line_discount(0, Kopecks(100)).expect("line");
     cart.buyer_contact = "anna@example.ru".to_owned();
-    cart.approval = Some(Approval {
-        manager: "petrova".to_owned(),
-    });
+    cart.approve("petrova".to_owned());
     let json = serde_json::to_string(&cart).expect("serialise");
     let back: Cart = serde_json::from_str(&json).expect("deserialise");
     assert_eq!(back, cart);
@@ -287,4 +282,118 @@ fn refusals_have_a_text_in_both_languages() {
         error.describe(Lang::Ru),
         Key::BuyerContactInvalid.text(Lang::Ru)
     );
+}
+
+#[test]
+fn an_approval_covers_the_approved_discount_and_lines_only() {
+    let mut cart = cart_of(&[100_000, 20_000]);
+    cart.set_receipt_discount(Kopecks(13_200)).expect("11 %");
+    assert_eq!(cart.discount_check(), DiscountCheck::NeedsApproval);
+    cart.approve("petrova".to_owned());
+    assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
+    assert!(cart.valid_approval().is_some());
+
+    // Less discount than approved is still covered; more is not (11 % → 50 %).
+    cart.set_receipt_discount(Kopecks(12_500)).expect("less");
+    assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
+    cart.set_receipt_discount(Kopecks(60_000)).expect("50 %");
+    assert_eq!(cart.discount_check(), DiscountCheck::NeedsApproval);
+    assert!(cart.valid_approval().is_none());
+    assert!(matches!(
+        cart.to_draft("w1", &cash_exact(&cart)),
+        Err(CartError::Discount(DiscountCheck::NeedsApproval))
+    ));
+    // A line discount counts too.
+    cart.set_receipt_discount(Kopecks(13_200)).expect("back");
+    assert!(cart.valid_approval().is_some());
+    cart.set_line_discount(1, Kopecks(1)).expect("line");
+    assert_eq!(cart.discount_check(), DiscountCheck::NeedsApproval);
+    cart.set_line_discount(1, Kopecks::ZERO).expect("line");
+
+    // Any change to the lines voids it: another product, or another unit.
+    let mut added = cart.clone();
+    added
+        .add_product(&product("EXTRA", 200_000))
+        .expect("added");
+    added.set_receipt_discount(Kopecks(40_000)).expect("12.5 %");
+    assert_eq!(added.discount_check(), DiscountCheck::NeedsApproval);
+    let mut more = cart.clone();
+    more.increment(1).expect("inc");
+    more.set_receipt_discount(Kopecks(15_000)).expect("10.7 %");
+    assert_eq!(more.discount_check(), DiscountCheck::NeedsApproval);
+    // Within 10 % no approval is needed, valid or not.
+    more.set_receipt_discount(Kopecks(14_000)).expect("10 %");
+    assert_eq!(more.discount_check(), DiscountCheck::Allowed);
+
+    // An approval stored by an older page (manager only) covers nothing.
+    let mut unapproved = cart_of(&[100_000]);
+    unapproved
+        .set_receipt_discount(Kopecks(20_000))
+        .expect("20 %");
+    let json = serde_json::to_string(&unapproved).expect("serialise");
+    assert!(json.contains(r#""approval":null"#), "{json}");
+    let json = json.replace(r#""approval":null"#, r#""approval":{"manager":"petrova"}"#);
+    let old: Cart = serde_json::from_str(&json).expect("old cart reads");
+    assert!(old.approval.is_some());
+    assert_eq!(old.discount_check(), DiscountCheck::NeedsApproval);
+}
+
+#[test]
+fn an_unchanged_cart_is_emptied_after_the_sale() {
+    let mut cart = cart_of(&[100_000, 20_000]);
+    cart.buyer_contact = "anna@example.ru".to_owned();
+    cart.set_receipt_discount(Kopecks(1_000)).expect("discount");
+    let sold = cart.clone();
+    assert_eq!(cart.after_sale(&sold), Cart::default());
+}
+
+#[test]
+fn goods_scanned_while_the_sale_was_saved_stay_in_the_cart() {
+    let mut cart = cart_of(&[100_000, 20_000]);
+    cart.set_line_discount(0, Kopecks(5_000)).expect("line");
+    cart.set_receipt_discount(Kopecks(3_000)).expect("receipt");
+    cart.buyer_contact = "anna@example.ru".to_owned();
+    cart.set_receipt_discount(Kopecks(30_000)).expect("25 %");
+    cart.approve("petrova".to_owned());
+    let sold = cart.clone();
+
+    // While the sale waits: the first product is scanned again and a new one is added.
+    let first = cart.lines[0].clone();
+    let first = Product {
+        sku: first.sku,
+        ean: None,
+        name: first.name,
+        price: first.price,
+        cost: None,
+        vat: first.vat,
+        unit: "шт".to_owned(),
+        category: None,
+        brand: None,
+    };
+    cart.add_product(&first).expect("again");
+    cart.add_product(&product("NEW", 7_000)).expect("new");
+
+    let left = cart.after_sale(&sold);
+    assert_eq!(left.lines.len(), 2);
+    assert_eq!(left.lines[0].sku, "SKU-0");
+    assert_eq!(left.lines[0].qty, Quantity::ONE);
+    // The sold line's discount went with the sale.
+    assert_eq!(left.lines[0].discount, Kopecks::ZERO);
+    assert_eq!(left.lines[1].sku, "NEW");
+    assert_eq!(left.total(), Kopecks(107_000));
+    assert_eq!(left.receipt_discount, Kopecks::ZERO);
+    assert_eq!(left.buyer_contact, "");
+    assert_eq!(left.approval, None);
+
+    // A contact typed meanwhile is the next buyer's.
+    let mut typed = sold.clone();
+    typed.buyer_contact = "+79001234567".to_owned();
+    let left = typed.after_sale(&sold);
+    assert!(left.is_empty());
+    assert_eq!(left.buyer_contact, "+79001234567");
+
+    // A sold line removed meanwhile leaves nothing behind.
+    let mut removed = sold.clone();
+    removed.remove(0).expect("removed");
+    assert!(removed.after_sale(&sold).is_empty());
 }

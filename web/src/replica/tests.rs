@@ -14,6 +14,8 @@ use sync_engine::{Access, MemoryReplica, PolicyTable, SyncError};
 
 use super::*;
 
+mod prune;
+
 const NOW: u64 = 1_769_850_000_000;
 
 /// IndexedDB as the browser keeps it: documents, states and meta, written per transaction.
@@ -39,6 +41,14 @@ impl FakeIdb {
             self.states.insert(id.to_string(), bytes.clone());
         }
         self.meta = write.meta.clone();
+    }
+
+    /// Drops documents with their sync states (one transaction in the browser).
+    fn forget(&mut self, ids: &[DocId]) {
+        for id in ids {
+            self.docs.remove(id.as_str());
+            self.states.remove(id.as_str());
+        }
     }
 
     fn stored(&self) -> StoredReplica {
