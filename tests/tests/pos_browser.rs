@@ -6,7 +6,10 @@
 //! 2. with the till killed, the page reloads from its service worker and still shows the cart
 //!    and the state; three sales are made; the till is restarted and each of the three is
 //!    fiscalised exactly once (the register's documents);
-//! 3. with the buffer full (OFD down, capacity 2), the page blocks the sale and says why.
+//! 3. with the buffer full (OFD down, capacity 2), the page blocks the sale and says why;
+//! 4. a shift in English: a 20 % discount approved by the store manager (a wrong secret
+//!    refused), paid by card, refunded from the page, cash in, X report and the Z close, each on
+//!    the register.
 //!
 //! Screenshots of the main states go to `target/pos-artifacts/` (`POS_ARTIFACTS`). Without
 //! Chromium or the bundle the scenarios skip with a message, unless `REQUIRE_BROWSER=1` (the
@@ -16,11 +19,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use tests::browser::{artifacts_dir, browser_available, Browser, UI_TIMEOUT};
-use tests::pos_rig::{ean, price, web_dist, PosRig, PosRigOptions, CASHIER_PIN};
+use tests::pos_rig::{ean, price, web_dist, PosRig, PosRigOptions, CASHIER_PIN, MANAGER_SECRET};
 use tests::Binaries;
 
 /// WebDriver's Enter key.
 const ENTER: &str = "\u{E007}";
+/// WebDriver's Tab key.
+const TAB: &str = "\u{E004}";
 
 /// Whether the scenario can run here; panics when it must and cannot.
 fn can_run(scenario: &str) -> bool {
@@ -319,6 +324,111 @@ async fn a_full_buffer_blocks_the_sale_with_the_reason() -> anyhow::Result<()> {
     let confirm = browser.testid("pay-confirm").await?;
     assert!(!confirm.is_enabled().await?, "paying is blocked");
     shot(&browser, "09-buffer-full").await;
+    browser.close().await?;
+    Ok(())
+}
+
+/// Waits until the register holds a document matching `pred`.
+async fn wait_document(
+    rig: &PosRig,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(doc) = rig
+            .register_documents()
+            .await?
+            .into_iter()
+            .find(|d| pred(d))
+        {
+            return Ok(doc);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the register never made {what}: {:?}",
+                rig.register_documents().await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shift_in_english_with_an_approved_discount_a_refund_cash_in_x_and_z(
+) -> anyhow::Result<()> {
+    if !can_run("pos shift") {
+        return Ok(());
+    }
+    let rig = PosRig::start(&bins(), "pos-shift", PosRigOptions::default()).await?;
+    let browser = Browser::start().await?;
+    log_in_and_open(&browser, &rig.url)
+        .await
+        .context("login and open")?;
+    browser.click("lang-switch").await?;
+    let deadline = Instant::now() + UI_TIMEOUT;
+    while browser.eval("return document.documentElement.lang").await? != "en" {
+        if Instant::now() > deadline {
+            bail!("the page did not switch to English");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    // 20 % off product 3 needs a store manager: a wrong secret is refused, the right one passes.
+    scan(&browser, 3).await?;
+    wait_cart_lines(&browser, 1).await?;
+    let discount_rubles = price(3) / 5 / 100;
+    // The field applies on change: Tab out of it, as a cashier would.
+    browser
+        .type_into("receipt-discount", &format!("{discount_rubles}{TAB}"))
+        .await?;
+    browser.testid("discount-approval").await?;
+    browser
+        .type_into("manager-secret", "not-the-secret")
+        .await?;
+    browser.click("manager-approve").await?;
+    browser.testid("discount-approval").await?;
+    browser.type_into("manager-secret", MANAGER_SECRET).await?;
+    browser.click("manager-approve").await?;
+    browser.testid("discount-approved").await?;
+    let total = price(3) - discount_rubles * 100;
+    browser
+        .wait_attr("cart-total", "data-kopecks", |k| k == total.to_string())
+        .await?;
+    shot(&browser, "10-discount-approved-en").await;
+    browser.click("pay-card").await?;
+    browser.click("pay-confirm").await?;
+    let sale = browser
+        .wait_attr("receipt-status", "data-receipt-id", |id| !id.is_empty())
+        .await?;
+    wait_receipt_state(&browser, &["fiscalised", "acknowledged"]).await?;
+    let document = wait_document(&rig, "the sale", |d| d["receipt_id"] == sale.as_str()).await?;
+    assert_eq!(document["total"], total, "{document}");
+
+    // Refund it from the page: the till's refund saga makes a sale-refund document.
+    browser.click("refund-start").await?;
+    browser.testid("refund-panel").await?;
+    let button = browser
+        .client()
+        .find(fantoccini::Locator::Css(&format!(
+            "[data-testid=\"refund-receipt\"][data-receipt-id=\"{sale}\"]"
+        )))
+        .await?;
+    button.click().await?;
+    wait_document(&rig, "the refund", |d| d["operation"] == 2).await?;
+
+    // Cash in, X report, then the Z close.
+    browser.click("cash-movement").await?;
+    browser.click("cash-in").await?;
+    browser.type_into("cash-amount", "100").await?;
+    browser.click("cash-confirm").await?;
+    browser.testid("notice").await?;
+    browser.click("x-report").await?;
+    browser.click("session-close").await?;
+    browser.click("session-close-confirm").await?;
+    browser.testid("z-report").await?;
+    shot(&browser, "11-z-report-en").await;
+    wait_document(&rig, "the Z report", |d| d["type"] == "shift_close").await?;
     browser.close().await?;
     Ok(())
 }
