@@ -87,6 +87,13 @@ pub struct Approval {
     pub lines: Vec<ApprovedLine>,
 }
 
+/// The cart's discounts and lines as shown to the manager ([`Cart::approval_request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    discount: Kopecks,
+    lines: Vec<ApprovedLine>,
+}
+
 /// One line as a manager approved it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovedLine {
@@ -317,14 +324,28 @@ impl Cart {
         DiscountCheck::Allowed
     }
 
-    /// Records a manager's approval of the discounts as they are now, for the lines as they
-    /// are now.
-    pub fn approve(&mut self, manager: String) {
-        self.approval = Some(Approval {
-            manager,
+    /// What a manager is asked to approve: the discounts and lines as they are now. Taken
+    /// when the secret is submitted, before the till answers.
+    pub fn approval_request(&self) -> ApprovalRequest {
+        ApprovalRequest {
             discount: self.discount_total(),
             lines: self.lines.iter().map(ApprovedLine::of).collect(),
+        }
+    }
+
+    /// Records `manager`'s approval of `request`, only if the cart still is what was asked
+    /// for (an edit while the till answered would otherwise ride on the approval). False, and
+    /// nothing recorded, when it changed.
+    pub fn approve(&mut self, manager: String, request: ApprovalRequest) -> bool {
+        if self.approval_request() != request {
+            return false;
+        }
+        self.approval = Some(Approval {
+            manager,
+            discount: request.discount,
+            lines: request.lines,
         });
+        true
     }
 
     /// The approval, if it still covers the cart: the same lines, and no more discount than

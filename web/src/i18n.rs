@@ -125,6 +125,8 @@ texts! {
     Approve => "Подтвердить скидку", "Approve discount";
     ApprovedBy => "Скидку подтвердил(а): {name}", "Discount approved by {name}";
     ApprovalRefused => "Подтверждение не принято", "Approval refused";
+    ApprovalCartChanged => "Чек изменился во время подтверждения: попросите менеджера подтвердить скидку снова",
+        "The receipt changed during the approval: ask the manager to approve the discount again";
     ReceiptLabel => "Чек", "Receipt";
     StateSaved => "сохранён в браузере", "saved in the browser";
     StateSent => "передан на кассу", "sent to the till";

@@ -9,23 +9,25 @@
 //! show `saved` and let a sync round send it. A sync round persists every changed document
 //! with every new sync state together, so a reload never claims heads the till lacks.
 //!
-//! Closed sessions do not pile up: once the till is known to hold every change of a closed
-//! session document (the persisted sync state's shared heads cover its heads),
-//! [`Replica::synced_closed_sessions`] names it and the caller forgets it here and in
-//! IndexedDB; the till only serves the page the sessions it still holds.
+//! Closed sessions do not pile up, but the page stays a backup until the OFD has them: a
+//! closed session document is forgotten (here and in IndexedDB) only when a reply of the
+//! current sync session showed the till holds all of it, and the OFD acknowledged every one
+//! of its receipts ([`Replica::synced_closed_sessions`], called when a sync session ends). A
+//! persisted sync state alone never proves it: the till may have been restored from an old
+//! backup since it was written.
 //!
 //! Identity: the browser is peer `pos:<store>/<till>/<device>` and writes session documents as
 //! Automerge actor `<store>/<till>/<device>`; one tab at a time (the page holds a Web Lock), so
 //! the actor's sequence numbers never fork.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, AutoCommit};
 use crdt_model::catalogue::{self, Product};
 use crdt_model::hlc::{Hlc, HlcClock};
 use crdt_model::ids::{actor_id, DocKey};
 use crdt_model::receipt::ReceiptDraft;
-use crdt_model::session::{self, Appended, SessionHeader, SessionView};
+use crdt_model::session::{self, Appended, OfdState, SessionHeader, SessionView};
 use crdt_model::{Receipt, ReceiptError, ReceiptId, SessionError, StoreId, TillId};
 use serde::{Deserialize, Serialize};
 use sync_engine::doc_sync::{decode_state, peer_has_all};
@@ -241,6 +243,9 @@ pub struct Replica {
     unsent: Vec<UnsentReceipt>,
     catalogue_version: u64,
     skipped: Vec<(String, String)>,
+    /// Documents a reply of the current sync session showed the till holds whole (emptied by
+    /// [`Replica::start_sync`]).
+    proven_this_session: BTreeSet<DocId>,
 }
 
 impl Replica {
@@ -290,6 +295,7 @@ impl Replica {
             unsent: stored.meta.unsent,
             catalogue_version: 1,
             skipped,
+            proven_this_session: BTreeSet::new(),
         })
     }
 
@@ -419,8 +425,10 @@ impl Replica {
         })
     }
 
-    /// Starts a sync session with the till from the persisted states.
-    pub fn start_sync(&self) -> ClientSession {
+    /// Starts a sync session with the till from the persisted states. What an earlier
+    /// session proved the till holds is forgotten: only this session's replies count.
+    pub fn start_sync(&mut self) -> ClientSession {
+        self.proven_this_session.clear();
         let mut session = ClientSession::new(
             self.identity.peer.clone(),
             self.identity.till_peer.clone(),
@@ -468,7 +476,10 @@ impl Replica {
                 }
                 changed.push(done.doc.clone());
             }
-            if done.peer_has_all {
+            if !done.peer_has_all {
+                self.proven_this_session.remove(&done.doc);
+            } else {
+                self.proven_this_session.insert(done.doc.clone());
                 let doc = done.doc.as_str();
                 self.unsent.retain(|unsent| {
                     let sent = unsent.doc == doc;
@@ -491,24 +502,25 @@ impl Replica {
         Ok(write)
     }
 
-    /// The closed session documents the till is known to hold entirely (by the sync state
-    /// persisted with it), with no receipt here still waiting to reach it: nothing is lost
-    /// when they are forgotten here. Never the open session (it has no close), nor one that
-    /// does not read back.
+    /// The closed session documents that may be forgotten here: a reply of the current sync
+    /// session showed the till holds all of it (and the sync state still says so), no receipt
+    /// here still waits to reach it, and the OFD acknowledged every receipt in it. Call it
+    /// when a sync session has ended. Never the open session (it has no close), nor one that
+    /// does not read back; never on a persisted sync state alone.
     pub fn synced_closed_sessions(&mut self) -> Vec<DocId> {
         let mut synced = Vec::new();
-        for (id, doc) in &mut self.docs {
-            if !id.as_str().starts_with("session/") {
+        for id in &self.proven_this_session {
+            if !id.as_str().starts_with("session/")
+                || self.unsent.iter().any(|unsent| unsent.doc == id.as_str())
+            {
                 continue;
             }
-            if self.unsent.iter().any(|unsent| unsent.doc == id.as_str()) {
-                continue;
-            }
-            let closed = session::read(&*doc).is_ok_and(|view| view.is_closed());
-            let Some(state) = self.states.get(id) else {
+            let (Some(doc), Some(state)) = (self.docs.get_mut(id), self.states.get(id)) else {
                 continue;
             };
-            if closed && peer_has_all(doc, &decode_state(Some(state))) {
+            let done =
+                session::read(&*doc).is_ok_and(|view| view.is_closed() && all_acknowledged(&view));
+            if done && peer_has_all(doc, &decode_state(Some(state))) {
                 synced.push(id.clone());
             }
         }
@@ -521,6 +533,7 @@ impl Replica {
         for id in ids {
             self.docs.remove(id);
             self.states.remove(id);
+            self.proven_this_session.remove(id);
         }
     }
 
@@ -539,6 +552,16 @@ impl Replica {
                 _ => None,
             })
     }
+}
+
+/// True when the OFD acknowledged every receipt of the session: until then the page keeps
+/// its copy.
+fn all_acknowledged(view: &SessionView) -> bool {
+    view.receipts.iter().all(|receipt| {
+        view.fiscal
+            .get(&receipt.id.to_string())
+            .is_some_and(|record| record.ofd_status == OfdState::Acknowledged)
+    })
 }
 
 #[cfg(test)]

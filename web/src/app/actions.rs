@@ -1,6 +1,7 @@
 //! The session actions, all of which need the till: refund of a receipt of this session,
-//! cash in / out, the X report, the Z close, and logout. Close and logout are refused while
-//! receipts made here have not reached the till, with the reason.
+//! cash in / out, the X report, the Z close, and logout. Close and logout are refused while a
+//! sale runs or receipts made here have not reached the till, with the reason; logout checks
+//! again under the write gate, where a sale that was waiting for it has landed.
 //!
 //! Refunds and cash movements carry an `Idempotency-Key`: one per attempt, reused on a retry
 //! after a failure, so a lost answer never makes a second refund or movement.
@@ -33,9 +34,17 @@ fn report(ctx: Ctx, error: &ApiError) {
     }
 }
 
-/// Refuses with the reason while receipts made here are not on the till.
+/// Refuses with the reason while a sale runs or receipts made here are not on the till.
 fn refuse_while_unsent(ctx: Ctx, key: Key) -> bool {
-    let unsent = ctx.unsent.get_untracked();
+    if ctx.sale_running.get_untracked() {
+        ctx.complain(ctx.t_now(Key::SaleInProgress));
+        return true;
+    }
+    refuse_unsent(ctx, key, ctx.unsent.get_untracked())
+}
+
+/// Refuses with the reason when `unsent` receipts made here are not on the till.
+fn refuse_unsent(ctx: Ctx, key: Key, unsent: usize) -> bool {
     if unsent > 0 {
         ctx.complain(fill(ctx.t_now(key), &[("n", &unsent.to_string())]));
         core::kick_sync();
@@ -74,12 +83,18 @@ pub fn ActionBar() -> impl IntoView {
         }
         let token = core::token(ctx);
         spawn_local(async move {
+            // First the replica, under the gate: a sale that was waiting has landed by now.
+            if let Err(unsent) = core::unload().await {
+                if !refuse_unsent(ctx, Key::LogoutRefused, unsent) {
+                    ctx.complain(ctx.t_now(Key::SaleInProgress));
+                }
+                return;
+            }
             if let Some(token) = token {
                 // The till forgets the token when it can; locally the login goes either way.
                 let _ = api::logout(&token).await;
             }
             core::save_login(None).await;
-            core::unload().await;
             ctx.login.set(None);
             ctx.session.set(None);
             ctx.panel.set(Panel::None);

@@ -12,7 +12,9 @@
 //!
 //! One sale at a time: `Core::selling` is set when a sale begins and cleared when it ends, so
 //! a second confirmation while the first waits for the gate (F2 and Enter again) is refused
-//! instead of making a second receipt for the same goods.
+//! instead of making a second receipt for the same goods. While a sale runs the cart is not
+//! written on its own (the sale writes the emptied cart with the receipt; a cart write landing
+//! after it could bring sold lines back after a crash), and logout waits for it.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -48,10 +50,12 @@ pub(super) struct Core {
     pub(super) poisoned: bool,
     /// A sale runs (from its confirmation to its end, whichever way it ends).
     selling: bool,
+    /// A cart change was not written because a sale ran: written when the sale ends.
+    cart_write_skipped: bool,
     /// Bumped on every change of the cart, to tell the write of the latest cart.
     cart_generation: u64,
     /// Closed sessions may have become forgettable (login, a session changed, receipts
-    /// reached the till).
+    /// reached the till): checked when the next sync session ends, never before.
     pub(super) prune_due: bool,
     pub(super) sync_kicked: bool,
     pub(super) next_sync_ms: u64,
@@ -184,7 +188,15 @@ pub async fn activate(ctx: Ctx, login: LoginInfo) {
     for (id, reason) in replica.skipped() {
         leptos::logging::warn!("stored document {id} skipped: {reason}");
     }
-    let last = db.get_meta(key::LAST_RECEIPT).await.ok().flatten();
+    // The badge comes back only for a receipt still here; one whose session was forgotten
+    // (only ever once acknowledged) shows none rather than a `saved` that never moves.
+    let last = db
+        .get_meta(key::LAST_RECEIPT)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|text| text.parse::<ReceiptId>().ok())
+        .and_then(|id| replica.receipt_state(id).map(|state| (id, state)));
     with_core(|core| {
         core.replica = Some(replica);
         core.replica_epoch += 1;
@@ -193,14 +205,12 @@ pub async fn activate(ctx: Ctx, login: LoginInfo) {
         core.sync_kicked = true;
     });
     drop(held);
-    if let Some(id) = last.and_then(|text| text.parse::<ReceiptId>().ok()) {
-        ctx.last_receipt.set(Some(ReceiptBadge {
-            id,
-            state: ReceiptState::Saved,
-            change: None,
-            saved_in_ms: None,
-        }));
-    }
+    ctx.last_receipt.set(last.map(|(id, state)| ReceiptBadge {
+        id,
+        state,
+        change: None,
+        saved_in_ms: None,
+    }));
     ctx.login_expired.set(false);
     ctx.synced_once.set(false);
     ctx.login.set(Some(login));
@@ -227,10 +237,11 @@ pub fn refresh(ctx: Ctx) {
             cashier: open.header.cashier.clone(),
             opened_ms: open.header.opened_at.physical_ms,
         });
-        let last = ctx.last_receipt.get_untracked().and_then(|badge| {
-            replica
-                .receipt_state(badge.id)
-                .map(|state| (badge.id, state))
+        // Sessions are forgotten only once the OFD acknowledged all their receipts, so a
+        // receipt no session here holds any more is acknowledged.
+        let last = ctx.last_receipt.get_untracked().map(|badge| {
+            let state = replica.receipt_state(badge.id);
+            (badge.id, state.unwrap_or(ReceiptState::Acknowledged))
         });
         Some((
             session,
@@ -271,16 +282,21 @@ pub fn refresh(ctx: Ctx) {
 /// Writes the cart to IndexedDB whenever it changes, so a reload keeps it, and says when the
 /// cart as it is now is stored (`Ctx::cart_persisted`): writes go out in order (IndexedDB
 /// runs read-write transactions on one store in the order they were made), and only the
-/// write of the latest change sets it.
+/// write of the latest change sets it. Not while a sale runs: the sale stores the emptied
+/// cart with its receipt, and the cart is written again when the sale ends.
 fn persist_cart_on_change(ctx: Ctx) {
     Effect::new(move |_| {
         let cart = ctx.cart.get();
-        let generation = with_core(|core| {
+        let (generation, selling) = with_core(|core| {
             core.cart_generation += 1;
-            core.cart_generation
+            core.cart_write_skipped |= core.selling;
+            (core.cart_generation, core.selling)
         });
         if ctx.cart_persisted.get_untracked() {
             ctx.cart_persisted.set(false);
+        }
+        if selling {
+            return;
         }
         let Ok(json) = serde_json::to_string(&cart) else {
             return;
@@ -317,16 +333,23 @@ pub async fn save_login(login: Option<&LoginInfo>) {
     }
 }
 
-/// Forgets the replica (logout), under the gate like [`activate`].
-pub async fn unload() {
+/// Forgets the replica (logout), under the gate like [`activate`]. Refused (`Err` with the
+/// number of receipts the till lacks) when, once the gate is held, a sale runs or receipts
+/// made here have not reached the till: a sale waiting for the gate has landed by then.
+pub async fn unload() -> Result<(), usize> {
     let gate = gate();
     let _held = gate.lock().await;
     with_core(|core| {
+        let unsent = core.replica.as_ref().map_or(0, |r| r.unsent().len());
+        if core.selling || unsent > 0 {
+            return Err(unsent);
+        }
         core.replica = None;
         core.replica_epoch += 1;
         core.index = Rc::new(CatalogueIndex::default());
         core.index_version = 0;
-    });
+        Ok(())
+    })
 }
 
 /// The login expired (401): back to the login screen, nothing lost.
@@ -395,8 +418,15 @@ impl SaleRun {
 
 impl Drop for SaleRun {
     fn drop(&mut self) {
-        with_core(|core| core.selling = false);
+        let skipped = with_core(|core| {
+            core.selling = false;
+            std::mem::take(&mut core.cart_write_skipped)
+        });
         self.ctx.sale_running.set(false);
+        if skipped {
+            // Lines scanned during a sale that did not go through: store them now.
+            self.ctx.cart.update(|_| {});
+        }
     }
 }
 
@@ -408,7 +438,7 @@ pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
     if ctx.fatal.get_untracked().is_some() || with_core(|core| core.poisoned) {
         return;
     }
-    let Some(_running) = SaleRun::begin(ctx) else {
+    let Some(running) = SaleRun::begin(ctx) else {
         return ctx.inform(ctx.t_now(Key::SaleInProgress));
     };
     let Some(db) = db() else { return };
@@ -460,8 +490,10 @@ pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
         change: plan.change.is_positive().then_some(plan.change),
         saved_in_ms: (elapsed < f64::from(u32::MAX)).then_some(elapsed as u32),
     }));
-    // Emptied if untouched since it was read; else what was scanned meanwhile stays (and
-    // the cart's own write stores it).
+    // The sale is over: the cart's own write is back on. Emptied if untouched since it was
+    // read; else what was scanned meanwhile stays (and the cart's own write stores it).
+    with_core(|core| core.cart_write_skipped = false);
+    drop(running);
     ctx.cart.update(|cart| *cart = cart.after_sale(&sold));
     ctx.panel.set(Panel::None);
     ctx.notice.set(None);

@@ -220,12 +220,20 @@ pub fn ApprovalBox() -> impl IntoView {
         if typed.trim().is_empty() || busy.get_untracked() {
             return;
         }
+        // What the manager approves is the cart as it is when the secret is submitted.
+        let request = ctx.cart.with_untracked(|cart| cart.approval_request());
         busy.set(true);
         spawn_local(async move {
             match api::approve(&token, typed.trim()).await {
                 Ok(ApprovalAnswer { login, .. }) => {
-                    ctx.cart.update(|cart| cart.approve(login));
-                    ctx.notice.set(None);
+                    let mut approved = false;
+                    ctx.cart
+                        .update(|cart| approved = cart.approve(login, request));
+                    if approved {
+                        ctx.notice.set(None);
+                    } else {
+                        ctx.complain(ctx.t_now(Key::ApprovalCartChanged));
+                    }
                 }
                 Err(ApiError::Unreachable(_)) => ctx.complain(ctx.t_now(Key::NeedsTill)),
                 Err(_) => ctx.complain(ctx.t_now(Key::ApprovalRefused)),

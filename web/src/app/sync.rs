@@ -7,10 +7,13 @@
 //! bar, and the network state reads `degraded` until a round goes through.
 //!
 //! The till serves the page only the sessions it still holds (it drops closed ones a week
-//! after their close), so the page forgets a closed session once the till is known to hold
-//! all of it: from IndexedDB first (documents and sync states in one transaction), then from
-//! memory. Checked after login and after sessions in which a session changed or receipts
-//! reached the till.
+//! after their close), so the page forgets a closed session once a reply of the sync session
+//! just ended showed the till holds all of it and the OFD acknowledged all its receipts
+//! (`Replica::synced_closed_sessions`): from IndexedDB first (documents and sync states in
+//! one transaction), then from memory. Never at the start of a sync session nor at login, on
+//! a persisted sync state alone (a till restored from an old backup would make the page drop
+//! the only copy). Checked at the end of the first sync session after login and of sessions
+//! in which a session changed or receipts reached the till.
 
 use leptos::prelude::*;
 
@@ -79,12 +82,10 @@ pub async fn sync_loop(ctx: Ctx) {
             Err(ApiError::Unauthorized) => login_expired(ctx),
             Err(ApiError::Unreachable(_)) => ctx.reachable.set(false),
             Err(error) => {
-                // The till answered, but this page's data does not get through. A closed
-                // session it no longer holds is one cause: check for forgettable ones again.
+                // The till answered, but this page's data does not get through.
                 let reason = error.describe();
                 leptos::logging::warn!("sync round refused: {reason}");
                 ctx.reachable.set(true);
-                with_core(|core| core.prune_due = true);
                 if ctx
                     .sync_refused
                     .with_untracked(|shown| shown.as_ref() != Some(&reason))
@@ -112,11 +113,10 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
     let bad = |error: &dyn std::fmt::Display| ApiError::BadAnswer(error.to_string());
     let (mut session, epoch) = {
         let _held = gate.lock().await;
-        forget_synced_sessions(&db).await;
         let started = with_core(|core| {
             let epoch = core.replica_epoch;
             core.replica
-                .as_ref()
+                .as_mut()
                 .map(|replica| (replica.start_sync(), epoch))
         });
         let Some(started) = started else {
@@ -133,6 +133,7 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
             let request = with_replica(|replica| replica.next_request(&mut session));
             let request = request.transpose().map_err(|e| bad(&e))?.flatten();
             if request.is_none() {
+                // The session ended: its replies are the proof the till holds what goes.
                 forget_synced_sessions(&db).await;
             }
             request
@@ -173,9 +174,10 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Forgets the closed sessions the till holds whole, when some may have become so: from
-/// IndexedDB first, then from memory. Called under the write gate. A failed delete keeps
-/// them (nothing is lost) and is retried after the next session.
+/// Forgets the closed sessions the ended sync session proved the till holds whole and the
+/// OFD acknowledged, when some may have become so: from IndexedDB first, then from memory.
+/// Called under the write gate, only when a sync session ends. A failed delete keeps them
+/// (nothing is lost) and is retried after the next session.
 async fn forget_synced_sessions(db: &Db) {
     let synced = with_core(|core| {
         if !std::mem::take(&mut core.prune_due) {

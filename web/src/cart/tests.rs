@@ -130,7 +130,7 @@ fn discount_limits_ten_and_fifty_percent() {
         Err(CartError::Discount(DiscountCheck::NeedsApproval))
     );
     cart.set_receipt_discount(Kopecks(50_000)).expect("50 %");
-    cart.approve("petrova".to_owned());
+    approve(&mut cart);
     assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
     assert!(cart.preview("w1", &cash_exact(&cart)).is_ok());
     // Line and receipt discounts count together.
@@ -240,7 +240,7 @@ fn a_cart_survives_serialisation() {
     cart.set_qty(1, Quantity::from_milli(1_500)).expect("qty");
     cart.set_line_discount(0, Kopecks(100)).expect("line");
     cart.buyer_contact = "anna@example.ru".to_owned();
-    cart.approve("petrova".to_owned());
+    approve(&mut cart);
     let json = serde_json::to_string(&cart).expect("serialise");
     let back: Cart = serde_json::from_str(&json).expect("deserialise");
     assert_eq!(back, cart);
@@ -289,7 +289,7 @@ fn an_approval_covers_the_approved_discount_and_lines_only() {
     let mut cart = cart_of(&[100_000, 20_000]);
     cart.set_receipt_discount(Kopecks(13_200)).expect("11 %");
     assert_eq!(cart.discount_check(), DiscountCheck::NeedsApproval);
-    cart.approve("petrova".to_owned());
+    approve(&mut cart);
     assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
     assert!(cart.valid_approval().is_some());
 
@@ -338,6 +338,33 @@ fn an_approval_covers_the_approved_discount_and_lines_only() {
     assert_eq!(old.discount_check(), DiscountCheck::NeedsApproval);
 }
 
+/// A manager approves the cart as it is now.
+fn approve(cart: &mut Cart) {
+    let request = cart.approval_request();
+    assert!(cart.approve("petrova".to_owned(), request), "approved");
+}
+
+#[test]
+fn an_approval_answered_after_the_cart_changed_is_not_recorded() {
+    let mut cart = cart_of(&[100_000, 20_000]);
+    cart.set_receipt_discount(Kopecks(13_200)).expect("11 %");
+    // The secret is submitted for 11 %; while the till answers the discount goes to 50 %.
+    let request = cart.approval_request();
+    cart.set_receipt_discount(Kopecks(60_000)).expect("50 %");
+    assert!(!cart.approve("petrova".to_owned(), request.clone()));
+    assert_eq!(cart.approval, None);
+    assert_eq!(cart.discount_check(), DiscountCheck::NeedsApproval);
+    // Nor may a line be added meanwhile, even with the discount put back.
+    cart.set_receipt_discount(Kopecks(13_200)).expect("11 %");
+    let mut added = cart.clone();
+    added.add_product(&product("EXTRA", 1_000)).expect("added");
+    assert!(!added.approve("petrova".to_owned(), request.clone()));
+    assert_eq!(added.approval, None);
+    // The cart as submitted is approved.
+    assert!(cart.approve("petrova".to_owned(), request));
+    assert_eq!(cart.discount_check(), DiscountCheck::Allowed);
+}
+
 #[test]
 fn an_unchanged_cart_is_emptied_after_the_sale() {
     let mut cart = cart_of(&[100_000, 20_000]);
@@ -354,7 +381,7 @@ fn goods_scanned_while_the_sale_was_saved_stay_in_the_cart() {
     cart.set_receipt_discount(Kopecks(3_000)).expect("receipt");
     cart.buyer_contact = "anna@example.ru".to_owned();
     cart.set_receipt_discount(Kopecks(30_000)).expect("25 %");
-    cart.approve("petrova".to_owned());
+    approve(&mut cart);
     let sold = cart.clone();
 
     // While the sale waits: the first product is scanned again and a new one is added.
