@@ -7,6 +7,7 @@
 //! Chromium answers `navigator.storage.persist()` with false otherwise) and save screenshots.
 //! `CHROMIUM_BIN` / `CHROMEDRIVER_BIN` override the Debian paths.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -74,10 +75,13 @@ impl Browser {
     /// Starts ChromeDriver and a headless Chromium session.
     pub async fn start() -> anyhow::Result<Browser> {
         let port = free_port()?;
+        // Its own process group: Chromium runs as ChromeDriver's children, and a test that
+        // fails before `close` must not leave browsers behind (see `Drop`).
         let driver = Command::new(chromedriver_bin())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", chromedriver_bin().display()))?;
         let deadline = Instant::now() + UI_TIMEOUT;
@@ -223,16 +227,30 @@ impl Browser {
     /// Closes the session and the driver.
     pub async fn close(mut self) -> anyhow::Result<()> {
         let result = self.client.clone().close().await;
+        self.kill_group();
+        result.context("closing the WebDriver session")
+    }
+
+    /// Kills ChromeDriver and the Chromium processes it started (its process group), once:
+    /// after the driver is reaped its pid may be reused, so a reaped driver is left alone.
+    fn kill_group(&mut self) {
+        if matches!(self.driver.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        if let Ok(pid) = i32::try_from(self.driver.id()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        result.context("closing the WebDriver session")
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.kill_group();
     }
 }
 
