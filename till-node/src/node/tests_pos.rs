@@ -96,10 +96,7 @@ impl Page {
         .expect("actor");
         let hlc = self.clock.now(crate::time::now_ms());
         let (id, doc) = self.session_doc();
-        let session_id = match crdt_model::ids::DocKey::parse(id.as_str()) {
-            Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
-            other => panic!("not a session: {other:?}"),
-        };
+        let session_id = session_of(&id);
         doc.set_actor(actor);
         let receipt_id = ReceiptId::new(Uuid::new_v4());
         let receipt = Receipt::from_draft(
@@ -114,6 +111,14 @@ impl Page {
         session::append_receipt(doc, &receipt).expect("append");
         doc.commit_with(CommitOptions::default().with_message(format!("receipt:{receipt_id}")));
         receipt_id
+    }
+}
+
+/// The session id of a session document id.
+fn session_of(id: &DocId) -> SessionId {
+    match crdt_model::ids::DocKey::parse(id.as_str()) {
+        Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
+        other => panic!("not a session: {other:?}"),
     }
 }
 
@@ -191,10 +196,7 @@ fn a_change_by_another_tills_device_refuses_the_round_and_stores_nothing() {
     // Sell with the forged actor (sell() resets the actor, so append by hand).
     let hlc = page.clock.now(crate::time::now_ms());
     let (id, doc) = page.session_doc();
-    let session_id: SessionId = match crdt_model::ids::DocKey::parse(id.as_str()) {
-        Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
-        other => panic!("not a session: {other:?}"),
-    };
+    let session_id: SessionId = session_of(&id);
     let receipt = Receipt::from_draft(
         draft(900),
         ReceiptId::new(Uuid::new_v4()),
@@ -251,10 +253,7 @@ fn the_page_may_not_rewrite_a_receipt_the_till_holds() {
     page.sync(&mut node).expect("push");
     // The page overwrites its receipt with a cheaper one under the same id.
     let (id, doc) = page.session_doc();
-    let session_id: SessionId = match crdt_model::ids::DocKey::parse(id.as_str()) {
-        Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
-        other => panic!("not a session: {other:?}"),
-    };
+    let session_id: SessionId = session_of(&id);
     let hlc = crdt_model::hlc::Hlc::new(crate::time::now_ms(), 9, "S1/T1/wpage5").expect("hlc");
     let cheaper = Receipt::from_draft(
         draft(1),
@@ -296,10 +295,7 @@ fn a_session_the_till_does_not_hold_is_refused() {
     let old = DocId::new(format!("session/S1/T1/{}", Uuid::now_v7())).expect("id");
     let mut doc = AutoCommit::new();
     let header = crdt_model::session::SessionHeader {
-        session_id: match crdt_model::ids::DocKey::parse(old.as_str()) {
-            Ok(crdt_model::ids::DocKey::Session { session, .. }) => session,
-            other => panic!("{other:?}"),
-        },
+        session_id: session_of(&old),
         store: "S1".parse().expect("store"),
         till: "T1".parse().expect("till"),
         cashier: "ivanova".into(),
