@@ -74,7 +74,14 @@ impl Node {
                 states.insert(id.clone(), bytes);
             }
         }
-        let sessions_before = self.session_views(&planned)?;
+        // Only documents the page sends changes for can gain receipts: an idle poll reads none.
+        let changing: Vec<DocId> = plan
+            .docs()
+            .iter()
+            .filter(|planned| planned.incoming_changes() > 0)
+            .map(|planned| planned.doc.clone())
+            .collect();
+        let sessions_before = self.session_views(&changing)?;
         let held_before: BTreeSet<DocId> = self.replica.ids().cloned().collect();
         let response = {
             let mut docs = self.replica.doc_set(&self.identity.actor);
