@@ -387,6 +387,18 @@ async fn a_shift_in_english_with_an_approved_discount_a_refund_cash_in_x_and_z(
         .type_into("manager-secret", "not-the-secret")
         .await?;
     browser.click("manager-approve").await?;
+    // The refusal clears the field when it arrives: wait for it before typing the right
+    // secret, or a slow answer (a loaded machine) wipes what was typed after it.
+    let refused = "const field = document.querySelector('[data-testid=\"manager-secret\"]'); \
+        const button = document.querySelector('[data-testid=\"manager-approve\"]'); \
+        return field !== null && field.value === '' && button !== null && !button.disabled;";
+    let deadline = Instant::now() + UI_TIMEOUT;
+    while browser.eval(refused).await? != true {
+        if Instant::now() > deadline {
+            bail!("the wrong manager secret was never answered");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     browser.testid("discount-approval").await?;
     browser.type_into("manager-secret", MANAGER_SECRET).await?;
     browser.click("manager-approve").await?;
