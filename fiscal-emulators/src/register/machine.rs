@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
-use crate::emulator::documents::{fiscal_sign, Closing, Header, OpenReceipt};
-use crate::emulator::state::{self, hex_encode, FnState, StoredDocument};
-use crate::shtrih::codes::*;
-use crate::shtrih::error::DeviceError;
-use crate::shtrih::frame::Frame;
-use crate::shtrih::tlv::{self, TlvWriter};
+use crate::register::documents::{fiscal_sign, Closing, Header, OpenReceipt};
+use crate::register::state::{self, hex_encode, FnState, StoredDocument};
+use fiscal::shtrih::codes::*;
+use fiscal::shtrih::error::DeviceError;
+use fiscal::shtrih::frame::Frame;
+use fiscal::shtrih::tlv::{self, TlvWriter};
 
 /// Seconds in a day.
 pub const DAY_SECS: u64 = 86_400;
@@ -445,7 +445,7 @@ fn receipt_id_of(tags: &[u8]) -> Option<String> {
         .filter(|entry| entry.tag == 1084)
         .filter_map(|entry| tlv::parse(entry.value).ok())
         .find(|inner| {
-            tlv::find_string(inner, 1085).as_deref() == Some(crate::register::RECEIPT_ID_ATTRIBUTE)
+            tlv::find_string(inner, 1085).as_deref() == Some(fiscal::register::RECEIPT_ID_ATTRIBUTE)
         })
         .and_then(|inner| tlv::find_string(&inner, 1086))
 }
