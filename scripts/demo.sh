@@ -63,6 +63,7 @@ CATALOGUE=$DEMO_DIR/catalogue.csv
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO_ROOT/target}
 HUB_BIN=$TARGET_DIR/release/hub
 TILL_BIN=$TARGET_DIR/release/till-node
+# The `fiscal` binary (register and OFD emulators) is built by the fiscal-emulators package.
 FISCAL_BIN=$TARGET_DIR/release/fiscal
 
 # Background processes we started, by pid, in start order; cleanup stops exactly these.
@@ -226,8 +227,8 @@ require_free_port "$OFD_PORT" DEMO_OFD_PORT
 require_free_port "$T1_KKT_PORT" DEMO_T1_KKT_PORT
 require_free_port "$T2_KKT_PORT" DEMO_T2_KKT_PORT
 
-banner "building release binaries: cargo build --release -p hub -p till-node -p fiscal"
-cargo build --release -p hub -p till-node -p fiscal
+banner "building release binaries: cargo build --release -p hub -p till-node -p fiscal-emulators"
+cargo build --release -p hub -p till-node -p fiscal-emulators
 banner "building the browser POS: ./scripts/build-web.sh"
 "$REPO_ROOT/scripts/build-web.sh"
 

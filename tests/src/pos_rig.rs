@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use fiscal::emulator::{self as register_emulator, EmulatorConfig, RunningEmulator};
-use fiscal::ofd::emulator::{self as ofd_emulator, EmulatorHandle};
+use fiscal_emulators::ofd::{self as ofd_emulator, EmulatorHandle};
+use fiscal_emulators::register::{self as register_emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Value};
 
 use crate::{free_port, Binaries, HubEnv, HubProcess, TillProcess, TillSpec};

@@ -292,7 +292,9 @@ async fn a_full_buffer_blocks_the_sale_with_the_reason() -> anyhow::Result<()> {
     let rig = PosRig::start(&bins(), "pos-buffer", options).await?;
     rig.ofd
         .shared()
-        .set_mode(&fiscal::ofd::ModeRequest::from(fiscal::ofd::Mode::Down))?;
+        .set_mode(&fiscal_emulators::ofd::ModeRequest::from(
+            fiscal_emulators::ofd::Mode::Down,
+        ))?;
     let browser = Browser::start().await?;
     log_in_and_open(&browser, &rig.url)
         .await

@@ -9,9 +9,8 @@ mod daemon_support;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use fiscal::emulator::{self, EmulatorConfig, RunningEmulator};
-use fiscal::ofd::emulator::{self as ofd_emulator, EmulatorHandle};
-use fiscal::ofd::{Mode, ModeRequest};
+use fiscal_emulators::ofd::{self as ofd_emulator, EmulatorHandle, Mode, ModeRequest};
+use fiscal_emulators::register::{self as emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-token-fiscal-test";

@@ -38,9 +38,9 @@ use crash_support::*;
 
 use std::time::{Duration, Instant};
 
-use fiscal::emulator::{FaultMode, Faults};
 use fiscal::failpoint;
-use fiscal::ofd::{Mode, ModeRequest};
+use fiscal_emulators::ofd::{Mode, ModeRequest};
+use fiscal_emulators::register::{FaultMode, Faults};
 /// Crash with the intent durable and nothing sent: the restart prints the receipt once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intent_persisted_then_crash() {

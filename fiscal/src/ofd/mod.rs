@@ -1,6 +1,6 @@
 //! The OFD side of the pipeline: the FN–OFD container ([`container`]), the HTTP client that
-//! carries it ([`client`]), the circuit-breaker wrapper ([`guard`]) and the OFD emulator used by
-//! tests and the demo ([`emulator`], whose sans-IO state machine is [`emulator_state`]).
+//! carries it ([`client`]) and the circuit-breaker wrapper ([`guard`]). The OFD emulator the
+//! tests and the demo run against is in the `fiscal-emulators` crate.
 //!
 //! Error policy in one place: [`OfdError::trips_breaker`] says which failures count against the
 //! link, [`OfdError::is_permanent`] which ones go to the dead-letter queue at once, and
@@ -8,15 +8,12 @@
 
 pub mod client;
 pub mod container;
-pub mod emulator;
-pub mod emulator_state;
 pub mod guard;
 pub mod tlv;
 
 use crate::backoff::{Backoff, Decision};
 pub use client::{ClientBuildError, OfdClient};
 pub use container::{ContainerError, FnNumber, OfdAck, OfdContainer};
-pub use emulator_state::{Mode, ModeError, ModeRequest, ReceivedDocument, Stats};
 pub use guard::GuardedOfd;
 use rand::Rng;
 use std::future::Future;

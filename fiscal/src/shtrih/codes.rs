@@ -1,7 +1,7 @@
-//! Shtrih-M command codes used by the driver and the emulator, and the field encodings of
-//! their parameters: little-endian integers, 5-byte money, `DD MM YY HH MM` date-time, the
-//! FF46 tax-rate bitmask, and the two single-byte code pages (CP1251 for printer text such
-//! as the FF46 item name, CP866 for FFD TLV strings).
+//! Shtrih-M command codes used by the driver and by the register emulator (in
+//! `fiscal-emulators`), and the field encodings of their parameters: little-endian integers,
+//! 5-byte money, `DD MM YY HH MM` date-time, the FF46 tax-rate bitmask, and the two single-byte
+//! code pages (CP1251 for printer text such as the FF46 item name, CP866 for FFD TLV strings).
 //!
 //! Codes marked *real* exist with that meaning in Shtrih's protocol (fiscal-reference §2.2);
 //! where the real answer layout was not available the layout is ours and says so.

@@ -14,10 +14,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use daemon_support::LogLines;
-use fiscal::emulator::{self, EmulatorConfig, Faults, RunningEmulator};
 use fiscal::failpoint;
-use fiscal::ofd::emulator::{self as ofd_emulator, EmulatorHandle};
-use fiscal::ofd::ModeRequest;
+use fiscal_emulators::ofd::{self as ofd_emulator, EmulatorHandle, ModeRequest};
+use fiscal_emulators::register::{self as emulator, EmulatorConfig, Faults, RunningEmulator};
 use serde_json::{json, Value};
 
 pub const ADMIN: &str = "admin-token-fiscal-crash";

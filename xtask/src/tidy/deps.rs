@@ -2,9 +2,8 @@
 //!
 //! Each [`DependencyRule`] names the crates it binds, the packages they must not depend on,
 //! which dependency kinds count, and the architecture invariant it enforces (quoted in the
-//! violation). Rules about crates that do not exist yet (`fiscal`, `web`) bind nothing until
-//! those crates appear. Only direct dependencies are checked: what a crate *names* is what its
-//! authors chose.
+//! violation). A rule about a crate that is not a workspace member binds nothing. Only direct
+//! dependencies are checked: what a crate *names* is what its authors chose.
 
 use std::path::PathBuf;
 
@@ -90,6 +89,22 @@ pub const DEPENDENCY_RULES: &[DependencyRule] = &[
         invariant: "fiscal knows receipts (from crdt-model), never sync-engine, hub or till-node",
     },
     DependencyRule {
+        subjects: Subjects::Crate("fiscal"),
+        forbidden: &["fiscal-emulators"],
+        kinds: Kinds::All,
+        optional_allowed: false,
+        invariant: "fiscal holds only what the till runs; it does not depend on fiscal-emulators, \
+                    not even in its tests",
+    },
+    DependencyRule {
+        subjects: Subjects::AllExcept(&["tests"]),
+        forbidden: &["fiscal-emulators"],
+        kinds: Kinds::Shipped,
+        optional_allowed: false,
+        invariant: "no production crate depends on fiscal-emulators: \
+                    only tests/ and dev-dependencies",
+    },
+    DependencyRule {
         subjects: Subjects::AllExcept(&["till-node", "tests"]),
         forbidden: &["rusqlite", "tokio-serial", "serialport"],
         kinds: Kinds::All,
@@ -130,6 +145,7 @@ pub const DEPENDENCY_RULES: &[DependencyRule] = &[
             "crdt-model",
             "sync-engine",
             "fiscal",
+            "fiscal-emulators",
             "till-node",
             "hub",
             "web",
@@ -374,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn rules_for_crates_still_to_come() {
+    fn fiscal_and_web_rules() {
         let fiscal = check(
             "[package]\nname = \"fiscal\"\n[dependencies]\ncrdt-model = { path = \"../crdt-model\" }\nsync-engine = { path = \"../sync-engine\" }\n",
         );
@@ -402,6 +418,31 @@ mod tests {
         assert_eq!(tooling.len(), 1, "{tooling:?}");
     }
 
+    #[test]
+    fn emulators_only_in_tests_and_dev_dependencies() {
+        let till = check(
+            "[package]\nname = \"till-node\"\n[dependencies]\nfiscal-emulators = { path = \"../fiscal-emulators\" }\n",
+        );
+        assert_eq!(till.len(), 1, "{till:?}");
+        assert!(
+            till[0].contains("only tests/ and dev-dependencies"),
+            "{till:?}"
+        );
+        let till_tests = check(
+            "[package]\nname = \"till-node\"\n[dev-dependencies]\nfiscal-emulators.workspace = true\n",
+        );
+        assert!(till_tests.is_empty(), "{till_tests:?}");
+        let tests = check(
+            "[package]\nname = \"tests\"\n[dependencies]\nfiscal-emulators.workspace = true\n",
+        );
+        assert!(tests.is_empty(), "{tests:?}");
+        let fiscal = check(
+            "[package]\nname = \"fiscal\"\n[dev-dependencies]\nfiscal-emulators.workspace = true\n",
+        );
+        assert_eq!(fiscal.len(), 1, "{fiscal:?}");
+        assert!(fiscal[0].contains("not even in its tests"), "{fiscal:?}");
+    }
+
     /// A typo in the table would make a rule bind nothing, silently.
     #[test]
     fn rule_table_names_only_crates_of_the_layout() {
@@ -409,6 +450,7 @@ mod tests {
             "crdt-model",
             "sync-engine",
             "fiscal",
+            "fiscal-emulators",
             "till-node",
             "hub",
             "web",

@@ -13,9 +13,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use fiscal::emulator::{self as register_emulator, EmulatorConfig, RunningEmulator};
-use fiscal::ofd::emulator::{self as ofd_emulator, EmulatorHandle};
-use fiscal::ofd::{Mode, ModeRequest};
+use fiscal_emulators::ofd::{self as ofd_emulator, EmulatorHandle, Mode, ModeRequest};
+use fiscal_emulators::register::{self as register_emulator, EmulatorConfig, RunningEmulator};
 use serde_json::{json, Value};
 use tests::{free_port, Binaries, SaleGen, TillClient, TillProcess, TillSpec, STORE};
 
@@ -243,7 +242,7 @@ pub async fn print(bins: &Binaries, scale: &Scale) -> anyhow::Result<Vec<Row>> {
     rows.extend(
         print_at(
             bins,
-            fiscal::emulator::serial::DEFAULT_SLOW_DELAY_MS,
+            fiscal_emulators::register::serial::DEFAULT_SLOW_DELAY_MS,
             scale.print_sales_slow,
             Some(SLOW_PRINT_WAIT_MS),
         )

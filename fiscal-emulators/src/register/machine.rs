@@ -5,12 +5,12 @@
 
 use std::path::PathBuf;
 
-use crate::emulator::documents::{fiscal_sign, Closing, Header, OpenReceipt};
-use crate::emulator::state::{self, hex_encode, FnState, StoredDocument};
-use crate::shtrih::codes::*;
-use crate::shtrih::error::DeviceError;
-use crate::shtrih::frame::Frame;
-use crate::shtrih::tlv::{self, TlvWriter};
+use crate::register::documents::{fiscal_sign, Closing, Header, OpenReceipt};
+use crate::register::state::{self, hex_encode, FnState, StoredDocument};
+use fiscal::shtrih::codes::*;
+use fiscal::shtrih::error::DeviceError;
+use fiscal::shtrih::frame::Frame;
+use fiscal::shtrih::tlv::{self, TlvWriter};
 
 /// Seconds in a day.
 pub const DAY_SECS: u64 = 86_400;
@@ -232,7 +232,7 @@ impl Machine {
                     .uint(4)
                     .ok_or(DeviceError::BadParameters)? as u32;
                 let doc = self.document(fd).ok_or(DeviceError::NoData)?;
-                let (form, tlv) = (doc.form, doc.tlv());
+                let (form, tlv) = (doc.form, stored_tlv(doc)?);
                 let mut out = Vec::with_capacity(4);
                 put_uint(&mut out, u64::from(form), 2);
                 put_uint(&mut out, tlv.len() as u64, 2);
@@ -325,7 +325,7 @@ impl Machine {
             5
         };
         body.byte(1053, u8::from(self.warning_flags(now) & 0x08 != 0));
-        let doc = self.make_document(&mut next, form, 0, 0, None, body, now);
+        let doc = self.make_document(&mut next, form, 0, 0, None, body, now)?;
         self.begun = None;
         let mut out = Vec::with_capacity(10);
         put_uint(&mut out, u64::from(next.shift_number), 2);
@@ -372,7 +372,7 @@ impl Machine {
         );
         let mut next = self.state.clone();
         next.receipt_number = next.receipt_number.saturating_add(1);
-        let doc = self.make_document(&mut next, form, operation, total, receipt_id, body, now);
+        let doc = self.make_document(&mut next, form, operation, total, receipt_id, body, now)?;
         let mut out = Vec::with_capacity(18);
         put_uint(&mut out, change as u64, 5);
         put_uint(&mut out, u64::from(doc.fd), 4);
@@ -395,7 +395,7 @@ impl Machine {
         receipt_id: Option<String>,
         body: TlvWriter,
         now: u64,
-    ) -> StoredDocument {
+    ) -> Result<StoredDocument, DeviceError> {
         next.last_fd = next.last_fd.saturating_add(1);
         next.last_document_unix = now;
         let receipt_number = if form == 3 || form == 31 {
@@ -417,7 +417,11 @@ impl Machine {
             tlv.u32(1042, receipt_number);
         }
         tlv.extend(body.as_bytes());
-        let (raw, fiscal_sign) = fiscal_sign(&next.key(), tlv.as_bytes());
+        let Some(key) = next.key() else {
+            tracing::error!("register emulator: the fiscal-sign key in the FN state is not hex");
+            return Err(DeviceError::Other(0x03));
+        };
+        let (raw, fiscal_sign) = fiscal_sign(&key, tlv.as_bytes());
         tlv.raw(1077, &raw);
         let doc = StoredDocument {
             fd: next.last_fd,
@@ -433,8 +437,17 @@ impl Machine {
             acked_at: None,
         };
         next.documents.push(doc.clone());
-        doc
+        Ok(doc)
     }
+}
+
+/// A stored document's TLV bytes, or the FN storage error (0x03) with a log line when its hex
+/// is damaged: never an empty document.
+pub(super) fn stored_tlv(doc: &StoredDocument) -> Result<Vec<u8>, DeviceError> {
+    doc.tlv().ok_or_else(|| {
+        tracing::error!(fd = doc.fd, "register emulator: stored document is not hex");
+        DeviceError::Other(0x03)
+    })
 }
 
 /// Our receipt id from a 1084 {1085 = "receipt_id", 1086} among `tags`.
@@ -445,7 +458,7 @@ fn receipt_id_of(tags: &[u8]) -> Option<String> {
         .filter(|entry| entry.tag == 1084)
         .filter_map(|entry| tlv::parse(entry.value).ok())
         .find(|inner| {
-            tlv::find_string(inner, 1085).as_deref() == Some(crate::register::RECEIPT_ID_ATTRIBUTE)
+            tlv::find_string(inner, 1085).as_deref() == Some(fiscal::register::RECEIPT_ID_ATTRIBUTE)
         })
         .and_then(|inner| tlv::find_string(&inner, 1086))
 }

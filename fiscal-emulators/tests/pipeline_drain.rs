@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use fiscal::breaker::BreakerState;
-use fiscal::ofd::{Mode, ModeRequest};
 use fiscal::pipeline::Stage;
 use fiscal::register::{FiscalReceipt, FiscalRegister};
+use fiscal_emulators::ofd::{Mode, ModeRequest};
 use pipeline_support::{queue, register_support, sale_at, MemoryJobStore, Rig};
 use std::sync::Arc;
 

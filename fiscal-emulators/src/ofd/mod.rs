@@ -6,11 +6,14 @@
 //! The accept loop is hyper's, not `axum::serve`, for one reason: the `down` mode must close the
 //! connection without any answer, which axum's infallible router cannot express. The routes
 //! themselves are an ordinary axum [`Router`] ([`app`]).
+//!
+//! The fault modes, the received documents and the decision for each request are the sans-IO
+//! state machine in [`state`]; this module only translates its outcomes into HTTP.
 
-use super::container::MAX_MESSAGE_LEN;
-use super::emulator_state::{EmulatorState, ModeRequest, Outcome, ReceivedDocument, Stats};
-use super::guard::unix_time_ms;
-use super::EXCHANGE_PATH;
+pub mod state;
+
+pub use state::{Mode, ModeError, ModeRequest, ReceivedDocument, Stats};
+
 use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,8 +22,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
+use fiscal::ofd::container::MAX_MESSAGE_LEN;
+use fiscal::ofd::guard::unix_time_ms;
+use fiscal::ofd::EXCHANGE_PATH;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use state::{EmulatorState, Outcome};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -60,7 +67,7 @@ impl Shared {
     }
 
     /// Sets the fault mode directly (tests may also use `POST /control/mode`).
-    pub fn set_mode(&self, request: &ModeRequest) -> Result<(), super::ModeError> {
+    pub fn set_mode(&self, request: &ModeRequest) -> Result<(), ModeError> {
         self.lock().set_mode(request)
     }
 }
@@ -88,7 +95,7 @@ async fn exchange(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         None => {
             let delay = {
                 let state = shared.lock();
-                (state.mode() == super::Mode::Slow).then(|| state.slow_delay())
+                (state.mode() == Mode::Slow).then(|| state.slow_delay())
             };
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
@@ -151,7 +158,7 @@ impl EmulatorHandle {
         self.addr
     }
 
-    /// `http://ADDR`, the base URL for [`super::OfdClient::new`].
+    /// `http://ADDR`, the base URL for [`fiscal::ofd::OfdClient::new`].
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -223,7 +230,7 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, router: Router
         async move {
             if request.uri().path() == EXCHANGE_PATH {
                 let mut state = shared.lock();
-                if state.mode() == super::Mode::Down {
+                if state.mode() == Mode::Down {
                     let _ = state.admit_request();
                     return Err(ConnectionDropped);
                 }

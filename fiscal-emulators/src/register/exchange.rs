@@ -3,11 +3,13 @@
 //! FN–OFD message of the oldest unacknowledged document, FF32/FF33 take the operator's
 //! confirmation back and mark the document delivered.
 
-use crate::emulator::machine::{Answer, Machine, DAY_SECS, KEY_LIFETIME_SECS, OFD_WARNING_SECS};
-use crate::ofd::container::{FnNumber, OfdAck, OfdContainer};
-use crate::shtrih::codes::*;
-use crate::shtrih::error::DeviceError;
-use crate::shtrih::tlv::TlvWriter;
+use crate::register::machine::{
+    stored_tlv, Answer, Machine, DAY_SECS, KEY_LIFETIME_SECS, OFD_WARNING_SECS,
+};
+use fiscal::ofd::container::{FnNumber, OfdAck, OfdContainer};
+use fiscal::shtrih::codes::*;
+use fiscal::shtrih::error::DeviceError;
+use fiscal::shtrih::tlv::TlvWriter;
 
 impl Machine {
     pub(super) fn short_status(&self, now: u64, paper_out: bool) -> Vec<u8> {
@@ -86,7 +88,7 @@ impl Machine {
         let fn_number =
             FnNumber::parse(&self.state.fn_number).map_err(|_| DeviceError::Other(0x03))?;
         let mut document = TlvWriter::new();
-        document.raw(u16::from(doc.form), &doc.tlv());
+        document.raw(u16::from(doc.form), &stored_tlv(doc)?);
         let message = OfdContainer {
             fn_number,
             doc_type: doc.form,

@@ -60,10 +60,12 @@ fn payments_short_of_the_total_are_refused_and_change_is_returned() {
     assert_eq!(le_uint(&answer[..5]), 500, "change");
     assert_eq!(le_uint(&answer[5..9]), 2, "FD 2");
     let doc = machine.document(2).expect("stored");
-    let entries = tlv::parse(&doc.tlv()).map(|e| e.len()).expect("parses");
+    let entries = tlv::parse(&doc.tlv().expect("stored hex"))
+        .map(|e| e.len())
+        .expect("parses");
     assert!(entries > 10);
     assert_eq!(doc.total, 1_000);
-    let vat = tlv::parse(&doc.tlv())
+    let vat = tlv::parse(&doc.tlv().expect("stored hex"))
         .ok()
         .and_then(|e| tlv::find_uint(&e, 1102));
     assert_eq!(

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::emulator::machine::Machine;
-use crate::shtrih::frame::{decode_frame, encode_frame, frame_len, Frame, ACK, ENQ, NAK, STX};
+use crate::register::machine::Machine;
+use fiscal::shtrih::frame::{decode_frame, encode_frame, frame_len, Frame, ACK, ENQ, NAK, STX};
 
 /// Default delay of the `slow` fault.
 pub const DEFAULT_SLOW_DELAY_MS: u64 = 300;

@@ -9,9 +9,9 @@
 use crate::hmac::hmac_sha256;
 use crdt_model::{Kopecks, Quantity, VatRate};
 
-use crate::shtrih::codes::{decode_text, vat_from_bitmask, CodePage, Reader, VAT_SUM_COMPUTE};
-use crate::shtrih::error::DeviceError;
-use crate::shtrih::tlv::TlvWriter;
+use fiscal::shtrih::codes::{decode_text, vat_from_bitmask, CodePage, Reader, VAT_SUM_COMPUTE};
+use fiscal::shtrih::error::DeviceError;
+use fiscal::shtrih::tlv::TlvWriter;
 
 /// Most items one receipt may hold (above: FN error 0x0E "too many items").
 pub const MAX_ITEMS: usize = 500;
@@ -193,7 +193,7 @@ mod tests {
     fn hmac_matches_rfc_4231_case_2() {
         let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
-            crate::emulator::state::hex_encode(&mac),
+            crate::register::state::hex_encode(&mac),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }

@@ -39,9 +39,9 @@ pub struct StoredDocument {
 }
 
 impl StoredDocument {
-    /// The TLV bytes; empty if the stored hex is damaged.
-    pub fn tlv(&self) -> Vec<u8> {
-        hex_decode(&self.tlv_hex).unwrap_or_default()
+    /// The TLV bytes; `None` if the stored hex is damaged ([`load`] refuses such a file).
+    pub fn tlv(&self) -> Option<Vec<u8>> {
+        hex_decode(&self.tlv_hex)
     }
 }
 
@@ -97,9 +97,20 @@ impl FnState {
         }
     }
 
-    /// The fiscal-sign key.
-    pub fn key(&self) -> Vec<u8> {
-        hex_decode(&self.key_hex).unwrap_or_default()
+    /// The fiscal-sign key; `None` if the stored hex is damaged ([`load`] refuses such a file).
+    pub fn key(&self) -> Option<Vec<u8>> {
+        hex_decode(&self.key_hex)
+    }
+
+    /// The first hex field that does not decode, named for the error message.
+    fn damaged_field(&self) -> Option<String> {
+        if self.key().is_none() {
+            return Some("key_hex".to_string());
+        }
+        self.documents
+            .iter()
+            .find(|doc| doc.tlv().is_none())
+            .map(|doc| format!("tlv_hex of FD {}", doc.fd))
     }
 
     /// The oldest document the OFD has not acknowledged.
@@ -135,6 +146,14 @@ pub enum StateError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// The file parses, but a hex field in it does not decode.
+    #[error("state file {path} is damaged: {field} is not hex")]
+    BadHex {
+        /// The file.
+        path: PathBuf,
+        /// Which field.
+        field: String,
+    },
 }
 
 /// Loads the state from `dir`, `None` when there is none yet.
@@ -145,9 +164,15 @@ pub fn load(dir: &Path) -> Result<Option<FnState>, StateError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(StateError::Io { path, source }),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| StateError::Damaged { path, source })
+    let state: FnState = serde_json::from_slice(&bytes).map_err(|source| StateError::Damaged {
+        path: path.clone(),
+        source,
+    })?;
+    // A document or key that cannot be decoded would otherwise be served as empty bytes.
+    if let Some(field) = state.damaged_field() {
+        return Err(StateError::BadHex { path, field });
+    }
+    Ok(Some(state))
 }
 
 /// Writes the state atomically: temp file, fsync, rename, fsync of the directory.
@@ -205,5 +230,10 @@ mod tests {
             Some(vec![0, 0xAB, 0xFF])
         );
         assert_eq!(hex_decode("abc"), None);
+
+        state.key_hex = "not hex".to_string();
+        save(dir.path(), &state).expect("saves");
+        let error = load(dir.path()).expect_err("damaged hex is refused");
+        assert!(error.to_string().contains("key_hex"), "{error}");
     }
 }

@@ -7,10 +7,8 @@
 
 use fiscal::backoff::{Backoff, BackoffConfig, Decision};
 use fiscal::breaker::{BreakerConfig, BreakerState};
-use fiscal::ofd::emulator::{self, EmulatorHandle};
-use fiscal::ofd::{
-    next_step, FnNumber, GuardedOfd, Mode, ModeRequest, OfdClient, OfdContainer, OfdError,
-};
+use fiscal::ofd::{next_step, FnNumber, GuardedOfd, OfdClient, OfdContainer, OfdError};
+use fiscal_emulators::ofd::{self as emulator, EmulatorHandle, Mode, ModeRequest};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicU64, Ordering};

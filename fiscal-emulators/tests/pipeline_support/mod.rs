@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use crdt_model::receipt::ReceiptKind;
 use crdt_model::{Hlc, Receipt, VatRate};
 use fiscal::breaker::BreakerConfig;
-use fiscal::emulator::{self, EmulatorConfig, PtyStream, RunningEmulator};
-use fiscal::ofd::emulator::{self as ofd_emulator, EmulatorHandle};
 use fiscal::ofd::{GuardedOfd, OfdClient};
 use fiscal::pipeline::{
     FiscalJob, FiscalStamp, JobRecord, JobStore, LogEntry, OfdStatus, Pipeline, PipelineConfig,
     PipelineHandle, RegisterConnector, Stage, StoreFailure, Transition,
 };
 use fiscal::shtrih::{DriverConfig, ShtrihDriver};
+use fiscal_emulators::ofd::{self as ofd_emulator, EmulatorHandle};
+use fiscal_emulators::register::{self as emulator, EmulatorConfig, PtyStream, RunningEmulator};
 use tokio::sync::watch;
 
 #[path = "../register_support/mod.rs"]

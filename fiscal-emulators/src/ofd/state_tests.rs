@@ -2,7 +2,7 @@
 //! modes, receipt-id extraction and the HMAC behind the emulated operator sign.
 
 use super::*;
-use crate::ofd::tlv;
+use fiscal::ofd::tlv;
 
 fn container(fd: u32, receipt_id: Option<&str>) -> OfdContainer {
     let mut body = Vec::new();

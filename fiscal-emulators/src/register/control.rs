@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::emulator::serial::{lock, FaultMode, Faults, Shared, DEFAULT_SLOW_DELAY_MS};
-use crate::register::DocumentKind;
+use crate::register::serial::{lock, FaultMode, Faults, Shared, DEFAULT_SLOW_DELAY_MS};
+use fiscal::register::DocumentKind;
 
 /// Largest clock jump one request may make (10 years), to keep arithmetic far from limits.
 pub const MAX_CLOCK_STEP_SECS: i64 = 10 * 365 * 86_400;

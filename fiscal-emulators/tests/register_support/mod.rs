@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crdt_model::receipt::{ItemDraft, PaymentDraft, PaymentMethod, ReceiptDraft, ReceiptKind};
 use crdt_model::{Hlc, Kopecks, Quantity, Receipt, ReceiptId, SessionId, StoreId, TillId, VatRate};
-use fiscal::emulator::{self, EmulatorConfig, PtyStream, RunningEmulator};
 use fiscal::register::FiscalReceipt;
 use fiscal::shtrih::{DriverConfig, LinkConfig, ShtrihDriver};
+use fiscal_emulators::register::{self as emulator, EmulatorConfig, PtyStream, RunningEmulator};
 use uuid::Uuid;
 
 /// Driver timeouts sized for tests: quick failure on silence, room for 300 ms commands and

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fiscal::breaker::BreakerState;
-use fiscal::ofd::{Mode, ModeRequest};
 use fiscal::pipeline::{Stage, Transition};
+use fiscal_emulators::ofd::{Mode, ModeRequest};
 use pipeline_support::{queue, sale_at, MemoryJobStore, Rig};
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! The OFD emulator's state machine, without any HTTP: the fault mode, the documents received
 //! per (FN, FD) with their delivery counts, and the decision for each exchange request. The
-//! HTTP layer in [`super::emulator`] only translates [`Outcome`] into responses.
+//! HTTP layer in [`super`] only translates [`Outcome`] into responses.
 
-use super::container::{FnNumber, OfdAck, OfdContainer};
-use super::tlv::find_receipt_id;
 use crate::hmac::hmac_sha256;
+use fiscal::ofd::container::{FnNumber, OfdAck, OfdContainer};
+use fiscal::ofd::tlv::find_receipt_id;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -317,5 +317,5 @@ pub fn operator_sign(container: &OfdContainer) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[path = "emulator_state_tests.rs"]
+#[path = "state_tests.rs"]
 mod tests;

@@ -1,12 +1,13 @@
-//! `fiscal` command line: the register and OFD emulators as standalone programs.
+//! `fiscal` command line: the register and OFD emulators as standalone programs (the binary
+//! keeps the name the scripts and the acceptance tests call it by).
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let result = match args.get(1).map(String::as_str) {
-        Some("register-emulator") => fiscal::emulator::cli_main(&args[2..]),
-        Some("ofd-emulator") => fiscal::ofd::emulator::cli_main(&args[2..]),
+        Some("register-emulator") => fiscal_emulators::register::cli_main(&args[2..]),
+        Some("ofd-emulator") => fiscal_emulators::ofd::cli_main(&args[2..]),
         _ => {
             eprintln!(
                 "usage: fiscal register-emulator --pty-link PATH --control ADDR [--state DIR]"

@@ -2,8 +2,8 @@
 //! back from [`OfdClient::send`] as the matching [`OfdError`], and a re-sent document must be
 //! acknowledged idempotently.
 
-use fiscal::ofd::emulator::{self, EmulatorHandle};
-use fiscal::ofd::{tlv, FnNumber, OfdClient, OfdContainer, OfdError, ReceivedDocument};
+use fiscal::ofd::{tlv, FnNumber, OfdClient, OfdContainer, OfdError};
+use fiscal_emulators::ofd::{self as emulator, EmulatorHandle, ReceivedDocument};
 use serde_json::json;
 use std::time::Duration;
 
