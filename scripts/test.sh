@@ -169,7 +169,7 @@ run_step "ops kit (promtool)" ./scripts/check-ops.sh
 run_step "clippy" cargo clippy "${CARGO_FLAGS[@]}" --workspace --all-targets -- -D warnings
 # The sans-IO crates must build for the browser (brief.md §2).
 run_step "wasm32 build" cargo build "${CARGO_FLAGS[@]}" -p crdt-model -p sync-engine \
-    --target wasm32-unknown-unknown
+    -p till-api --target wasm32-unknown-unknown
 
 # The browser half of web/ only compiles for wasm32: lint it there too.
 run_step "clippy (web, wasm32)" cargo clippy "${CARGO_FLAGS[@]}" -p web \

@@ -13,10 +13,10 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
-use crate::status::TillStatus;
-use crate::wire::{
-    ApprovalAnswer, ApproveRequest, CashAnswer, CashKind, CashRequest, CloseAnswer, CloseRequest,
-    ErrorBody, LoginInfo, LoginRequest, OpenSessionRequest, ReceiptAnswer, RefundRequest,
+use till_api::{
+    ApproveAnswer, ApproveRequest, BufferStatus, CashKind, CashRequest, CloseRecord, CloseRequest,
+    ErrorBody, LoginAnswer, LoginRequest, MovementAck, OpenSessionRequest, ReceiptAnswer,
+    RefundRequest,
 };
 
 /// A sync round may carry a catalogue: the architecture's 10 s sync timeout.
@@ -186,14 +186,19 @@ fn post<'a>(path: &'a str, token: Option<&'a str>, body: Body<'a>) -> Call<'a> {
 }
 
 /// `POST /v1/pos/login`.
-pub async fn login(pin: &str, device: &str) -> Result<LoginInfo, ApiError> {
-    let body = json(&LoginRequest { pin, device })?;
+pub async fn login(pin: &str, device: &str) -> Result<LoginAnswer, ApiError> {
+    let body = json(&LoginRequest {
+        pin: pin.to_owned(),
+        device: device.to_owned(),
+    })?;
     call_json(post("/v1/pos/login", None, body)).await
 }
 
 /// `POST /v1/pos/approve`: a manager approves a discount above the cashier's limit.
-pub async fn approve(token: &str, secret: &str) -> Result<ApprovalAnswer, ApiError> {
-    let body = json(&ApproveRequest { secret })?;
+pub async fn approve(token: &str, secret: &str) -> Result<ApproveAnswer, ApiError> {
+    let body = json(&ApproveRequest {
+        secret: secret.to_owned(),
+    })?;
     call_json(post("/v1/pos/approve", Some(token), body)).await
 }
 
@@ -222,7 +227,7 @@ pub async fn open_session(
     opening_cash: Kopecks,
 ) -> Result<(), ApiError> {
     let body = json(&OpenSessionRequest {
-        cashier,
+        cashier: cashier.to_owned(),
         opening_cash,
     })?;
     call_raw(post("/v1/session/open", Some(token), body))
@@ -237,11 +242,11 @@ pub async fn cash(
     amount: Kopecks,
     reason: &str,
     key: &str,
-) -> Result<CashAnswer, ApiError> {
+) -> Result<MovementAck, ApiError> {
     let body = json(&CashRequest {
         kind,
         amount,
-        reason,
+        reason: reason.to_owned(),
     })?;
     let mut call = post("/v1/session/cash", Some(token), body);
     call.idempotency_key = Some(key);
@@ -256,8 +261,10 @@ pub async fn x_report(token: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/session/close` (Z).
-pub async fn close_session(token: &str, cashier: &str) -> Result<CloseAnswer, ApiError> {
-    let body = json(&CloseRequest { cashier })?;
+pub async fn close_session(token: &str, cashier: &str) -> Result<CloseRecord, ApiError> {
+    let body = json(&CloseRequest {
+        cashier: Some(cashier.to_owned()),
+    })?;
     call_json(post("/v1/session/close", Some(token), body)).await
 }
 
@@ -270,7 +277,10 @@ pub async fn refund(
 ) -> Result<ReceiptAnswer, ApiError> {
     let body = json(&RefundRequest {
         original_receipt_id: original,
-        pos_id,
+        pos_id: Some(pos_id.to_owned()),
+        items: None,
+        payments: None,
+        buyer_contact: None,
     })?;
     let mut call = post("/v1/pos/refund", Some(token), body);
     call.idempotency_key = Some(key);
@@ -278,7 +288,7 @@ pub async fn refund(
 }
 
 /// `GET /v1/kkt/buffer/status` (with the token when logged in).
-pub async fn buffer_status(token: Option<&str>) -> Result<TillStatus, ApiError> {
+pub async fn buffer_status(token: Option<&str>) -> Result<BufferStatus, ApiError> {
     call_json(Call {
         method: "GET",
         path: "/v1/kkt/buffer/status",

@@ -12,7 +12,6 @@
 //! - [`status`]: receipt, network, buffer and shift states for the state bar.
 //! - [`format`]: money, quantities and ages as the cashier reads and types them.
 //! - [`i18n`]: the page's texts, Russian and English.
-//! - [`wire`]: the JSON bodies of the till routes the page calls.
 //!
 //! Browser-only modules (`wasm32`): `idb` (IndexedDB via rexie), `api` (fetch to the till),
 //! `tablock` (one selling tab per browser, Web Locks) and `app` (the Leptos components),
@@ -25,7 +24,6 @@ pub mod lookup;
 pub mod policy;
 pub mod replica;
 pub mod status;
-pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod api;

@@ -5,12 +5,11 @@
 //! Whether a sale may be made at all ([`sale_block`]: not with the buffer full, nor after the
 //! shift's 24 hours) is decided here too, with the reason the cashier reads.
 //!
-//! The till's `GET /v1/kkt/buffer/status` answer is read into [`TillStatus`] here, tolerant of
-//! missing fields (a till without a register sends fewer), so the page and the tests share
-//! one reading of it.
+//! The till's `GET /v1/kkt/buffer/status` answer is `till_api::BufferStatus`, read tolerant of
+//! missing fields, so the page and the tests share one reading of it.
 
 use crdt_model::session::{FiscalRecord, OfdState};
-use serde::Deserialize;
+use till_api::BufferStatus;
 
 use crate::format::age;
 use crate::i18n::{fill, Key, Lang};
@@ -59,28 +58,6 @@ pub fn receipt_state(till_holds: bool, fiscal: Option<&FiscalRecord>) -> Receipt
     }
 }
 
-/// The till's buffer status as the page reads it (`GET /v1/kkt/buffer/status`).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct TillStatus {
-    /// Buffer capacity.
-    pub total_capacity: u32,
-    /// Receipts in the till's buffer (not acknowledged by the OFD, or not on the hub).
-    pub current_queued: u64,
-    /// `none`, `warning`, `critical` or `full` (fiscal tills only).
-    pub alert: Option<String>,
-    /// The till's own link: `online`, `degraded` or `offline`.
-    pub network_status: String,
-    /// The OFD breaker: `CLOSED`, `HALF_OPEN` or `OPEN`.
-    pub circuit_state: String,
-    /// Last successful sync with the hub, Unix ms.
-    pub last_sync_ms: Option<u64>,
-    /// Age of the oldest unacknowledged receipt.
-    pub oldest_unacknowledged_age_seconds: u64,
-    /// Age of the open shift.
-    pub shift_age_seconds: u64,
-}
-
 /// The network state of the state bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NetworkState {
@@ -104,7 +81,7 @@ impl NetworkState {
 }
 
 /// `till` is the last status answer, `None` when the till did not answer.
-pub fn network_state(till: Option<&TillStatus>) -> NetworkState {
+pub fn network_state(till: Option<&BufferStatus>) -> NetworkState {
     match till {
         None => NetworkState::Offline,
         Some(status) => {
@@ -124,7 +101,7 @@ pub fn network_state(till: Option<&TillStatus>) -> NetworkState {
 /// round (it answers, but the page's receipts do not get through: degraded).
 pub fn page_network_state(
     reachable: bool,
-    till: Option<&TillStatus>,
+    till: Option<&BufferStatus>,
     sync_refused: bool,
 ) -> NetworkState {
     if !reachable {
@@ -191,7 +168,7 @@ impl BufferView {
     /// `last_known` is the last status the till gave (kept while it is unreachable), and
     /// `local_unsent` the receipts made here that the till does not hold yet. A till that
     /// reports the buffer full (`alert: full`) is full whatever the count.
-    pub fn new(last_known: Option<&TillStatus>, local_unsent: u64) -> BufferView {
+    pub fn new(last_known: Option<&BufferStatus>, local_unsent: u64) -> BufferView {
         let capacity = last_known
             .map(|status| status.total_capacity)
             .filter(|capacity| *capacity > 0)
@@ -199,7 +176,7 @@ impl BufferView {
         let queued = last_known.map_or(0, |status| status.current_queued);
         let count = queued.saturating_add(local_unsent);
         let mut level = BufferLevel::of(count, capacity);
-        if last_known.and_then(|status| status.alert.as_deref()) == Some("full") {
+        if last_known.is_some_and(|status| status.alert == "full") {
             level = BufferLevel::Full;
         }
         BufferView {
@@ -348,11 +325,11 @@ mod tests {
         assert!(ReceiptState::Saved < ReceiptState::Sent);
     }
 
-    fn till(network: &str, breaker: &str) -> TillStatus {
-        TillStatus {
+    fn till(network: &str, breaker: &str) -> BufferStatus {
+        BufferStatus {
             network_status: network.to_owned(),
             circuit_state: breaker.to_owned(),
-            ..TillStatus::default()
+            ..BufferStatus::default()
         }
     }
 
@@ -410,17 +387,17 @@ mod tests {
             (3, DEFAULT_BUFFER_CAPACITY)
         );
         assert!(!unknown.blocks_sales());
-        let status = TillStatus {
+        let status = BufferStatus {
             total_capacity: 10,
             current_queued: 8,
-            ..TillStatus::default()
+            ..BufferStatus::default()
         };
         let view = BufferView::new(Some(&status), 1);
         assert_eq!((view.count, view.level), (9, BufferLevel::Critical));
         let view = BufferView::new(Some(&status), 2);
         assert!(view.blocks_sales());
-        let full = TillStatus {
-            alert: Some("full".to_owned()),
+        let full = BufferStatus {
+            alert: "full".to_owned(),
             ..status
         };
         assert!(BufferView::new(Some(&full), 0).blocks_sales());
@@ -435,12 +412,12 @@ mod tests {
             "shift_age_seconds": 3600, "shift_limit_seconds": 86400, "dlq_size": 0,
             "unsynced_receipts": 3, "sync_running": false, "stages": null,
             "register": {"status": "not_configured"}}"#;
-        let status: TillStatus = serde_json::from_str(body).expect("parses");
+        let status: BufferStatus = serde_json::from_str(body).expect("parses");
         assert_eq!(status.current_queued, 3);
         assert_eq!(status.last_sync_ms, Some(1_769_850_300_000));
         assert_eq!(status.shift_age_seconds, 3600);
         assert_eq!(network_state(Some(&status)), NetworkState::Online);
-        let sparse: TillStatus = serde_json::from_str("{}").expect("parses");
+        let sparse: BufferStatus = serde_json::from_str("{}").expect("parses");
         assert_eq!(sparse.total_capacity, 0);
         assert_eq!(
             BufferView::new(Some(&sparse), 0).capacity,
@@ -474,10 +451,10 @@ mod tests {
         assert!(ru.contains("Z-отчёт") && ru.contains("24\u{a0}ч"), "{ru}");
         assert!(en.contains("Z report") && en.contains("24\u{a0}h"), "{en}");
 
-        let status = TillStatus {
+        let status = BufferStatus {
             total_capacity: 5,
             current_queued: 5,
-            ..TillStatus::default()
+            ..BufferStatus::default()
         };
         let full = BufferView::new(Some(&status), 0);
         // A full buffer is named first: it is what the cashier waits for.

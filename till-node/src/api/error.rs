@@ -9,7 +9,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use crdt_model::SessionError;
-use serde::Serialize;
+use till_api::ErrorBody;
 use uuid::Uuid;
 
 use crate::node::{NodeError, NodeTaskError};
@@ -26,17 +26,6 @@ pub struct ApiError {
     internal: Option<String>,
     www_authenticate: bool,
     retry_after_seconds: Option<u64>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_after_seconds: Option<u64>,
-    correlation_id: String,
 }
 
 impl ApiError {
@@ -133,9 +122,9 @@ impl IntoResponse for ApiError {
             );
         }
         let body = ErrorBody {
-            error: self.code,
-            message: &self.message,
-            field: self.field.as_deref(),
+            error: self.code.to_owned(),
+            message: self.message,
+            field: self.field,
             retry_after_seconds: self.retry_after_seconds,
             correlation_id: correlation_id.clone(),
         };

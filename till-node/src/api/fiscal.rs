@@ -10,7 +10,11 @@ use axum::Json;
 use fiscal::breaker::{BreakerSnapshot, BreakerState};
 use fiscal::pipeline::{Command, CommandError, Status};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use till_api::health::BreakerHealth;
+use till_api::status::{
+    BreakerResetAnswer, DeadLetter, DeadLetters, LogEntries, LogEntry, RegisterDetails,
+    RegisterView, RequeueAnswer, XReportAnswer,
+};
 
 use super::error::ApiError;
 use super::AppState;
@@ -45,42 +49,58 @@ fn breaker_number(state: BreakerState) -> i64 {
 }
 
 /// The breaker as health reports it.
-pub fn breaker_json(snapshot: Option<BreakerSnapshot>) -> Value {
+pub fn breaker_health(snapshot: Option<BreakerSnapshot>) -> BreakerHealth {
     let Some(snapshot) = snapshot else {
-        return json!({"status": "ok", "state": "CLOSED", "failure_count": 0,
-                      "last_failure_time": null, "next_attempt_time": null, "opens_total": 0,
-                      "configured": false});
+        return BreakerHealth {
+            configured: false,
+            failure_count: 0,
+            last_failure_time: None,
+            next_attempt_time: None,
+            opens_total: 0,
+            state: "CLOSED".to_owned(),
+            status: "ok".to_owned(),
+        };
     };
-    json!({
-        "status": if snapshot.state == BreakerState::Closed { "ok" } else { "degraded" },
-        "state": breaker_name(snapshot.state),
-        "failure_count": snapshot.failure_count,
-        "last_failure_time": snapshot.last_failure_time_ms.map(rfc3339_ms),
-        "next_attempt_time": snapshot.next_attempt_time_ms.map(rfc3339_ms),
-        "opens_total": snapshot.opens_total,
-        "configured": true,
-    })
+    let status = if snapshot.state == BreakerState::Closed {
+        "ok"
+    } else {
+        "degraded"
+    };
+    BreakerHealth {
+        configured: true,
+        failure_count: snapshot.failure_count,
+        last_failure_time: snapshot.last_failure_time_ms.map(rfc3339_ms),
+        next_attempt_time: snapshot.next_attempt_time_ms.map(rfc3339_ms),
+        opens_total: snapshot.opens_total,
+        state: breaker_name(snapshot.state).to_owned(),
+        status: status.to_owned(),
+    }
 }
 
-/// The register as health reports it.
-pub fn register_json(status: Option<&Status>) -> Value {
+/// The register as status and health report it.
+pub fn register_view(status: Option<&Status>) -> RegisterView {
     let Some(status) = status else {
-        return json!({"status": "not_configured"});
+        return RegisterView {
+            details: None,
+            status: "not_configured".to_owned(),
+        };
     };
     let shift = status.register_status.as_ref().map(|s| match s.shift {
         fiscal::register::ShiftState::Closed => "closed",
         fiscal::register::ShiftState::Open => "open",
         fiscal::register::ShiftState::Expired => "expired",
     });
-    json!({
-        "status": status.register_state,
-        "last_error": status.register_error,
-        "fn_number": status.register_status.as_ref().map(|s| s.fn_number.clone()),
-        "shift": shift,
-        "paper_out": status.register_status.as_ref().is_some_and(|s| s.paper_out),
-        "ofd_error": status.ofd_error,
-        "ofd_blocked_fd": status.ofd_blocked_fd,
-    })
+    RegisterView {
+        details: Some(RegisterDetails {
+            fn_number: status.register_status.as_ref().map(|s| s.fn_number.clone()),
+            last_error: status.register_error.clone(),
+            ofd_blocked_fd: status.ofd_blocked_fd,
+            ofd_error: status.ofd_error.clone(),
+            paper_out: status.register_status.as_ref().is_some_and(|s| s.paper_out),
+            shift: shift.map(str::to_owned),
+        }),
+        status: status.register_state.to_owned(),
+    }
 }
 
 /// `ok`, `warning` or `critical` for the two legal clocks.
@@ -151,9 +171,10 @@ pub async fn reset_breaker(State(state): State<AppState>) -> Result<Response, Ap
         .send(Command::ResetBreaker)
         .map_err(command_error)?;
     tracing::info!("OFD circuit breaker reset by an admin");
-    Ok(Json(
-        json!({"state": "CLOSED", "message": "The breaker is closed; the OFD is retried now."}),
-    )
+    Ok(Json(BreakerResetAnswer {
+        message: "The breaker is closed; the OFD is retried now.".to_owned(),
+        state: "CLOSED".to_owned(),
+    })
     .into_response())
 }
 
@@ -161,7 +182,10 @@ pub async fn reset_breaker(State(state): State<AppState>) -> Result<Response, Ap
 pub async fn x_report(State(state): State<AppState>) -> Result<Response, ApiError> {
     let link = state.fiscal().ok_or_else(no_register)?;
     link.handle.x_report().await.map_err(command_error)?;
-    Ok(Json(json!({"status": "printed"})).into_response())
+    Ok(Json(XReportAnswer {
+        status: "printed".to_owned(),
+    })
+    .into_response())
 }
 
 /// Query of `GET /v1/kkt/buffer/logs`.
@@ -205,19 +229,17 @@ pub async fn logs(
         .call(move |node| node.store().fiscal_log(level, limit))
         .await?
         .map_err(crate::node::NodeError::from)?;
-    let entries: Vec<Value> = records
+    let entries = records
         .into_iter()
-        .map(|record| {
-            json!({
-                "at": rfc3339_ms(u64::try_from(record.at_ms).unwrap_or_default()),
-                "level": record.level.as_str(),
-                "stage": record.stage,
-                "receipt_id": record.job_id,
-                "message": record.message,
-            })
+        .map(|record| LogEntry {
+            at: rfc3339_ms(u64::try_from(record.at_ms).unwrap_or_default()),
+            level: record.level.as_str().to_owned(),
+            receipt_id: record.job_id,
+            message: record.message,
+            stage: record.stage,
         })
         .collect();
-    Ok(Json(json!({"entries": entries})).into_response())
+    Ok(Json(LogEntries { entries }).into_response())
 }
 
 /// `GET /v1/kkt/dlq` (admin): dead-lettered jobs, oldest first.
@@ -227,20 +249,18 @@ pub async fn dead_letters(State(state): State<AppState>) -> Result<Response, Api
         .call(|node| node.store().outbox_dead_letters(1000))
         .await?
         .map_err(crate::node::NodeError::from)?;
-    let entries: Vec<Value> = rows
+    let entries = rows
         .into_iter()
-        .map(|row| {
-            json!({
-                "receipt_id": row.entry.receipt_id,
-                "kind": row.kind.as_str(),
-                "fd": row.fd_number,
-                "attempts": row.attempts,
-                "last_error": row.last_error,
-                "updated_at": rfc3339_ms(u64::try_from(row.updated_at_ms).unwrap_or_default()),
-            })
+        .map(|row| DeadLetter {
+            attempts: row.attempts,
+            fd: row.fd_number,
+            kind: row.kind.as_str().to_owned(),
+            last_error: row.last_error,
+            receipt_id: row.entry.receipt_id,
+            updated_at: rfc3339_ms(u64::try_from(row.updated_at_ms).unwrap_or_default()),
         })
         .collect();
-    Ok(Json(json!({"entries": entries})).into_response())
+    Ok(Json(DeadLetters { entries }).into_response())
 }
 
 /// `POST /v1/kkt/dlq/requeue` (admin): dead letters go back into the drain.
@@ -253,5 +273,8 @@ pub async fn requeue(State(state): State<AppState>) -> Result<Response, ApiError
     if let Some(link) = state.fiscal() {
         let _ = link.handle.send(Command::RequeueOfd);
     }
-    Ok(Json(json!({"requeued": count})).into_response())
+    Ok(Json(RequeueAnswer {
+        requeued: u64::try_from(count).unwrap_or(u64::MAX),
+    })
+    .into_response())
 }

@@ -18,8 +18,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use crdt_model::ids::actor_id;
 use crdt_model::staff::{StaffMember, StaffRole};
-use serde::{Deserialize, Serialize};
 use sync_engine::{Envelope, PeerId, SyncError};
+use till_api::pos::{
+    ApproveAnswer, ApproveRequest, LoginAnswer, LoginRequest, LogoutAnswer, LogoutStatus,
+};
 
 use super::body::{json_value, typed};
 use super::error::ApiError;
@@ -33,38 +35,6 @@ use crate::time::now_ms;
 /// Largest sync envelope the page may send (the hub's limit; a first sync carries the page's
 /// whole session).
 pub const MAX_SYNC_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginBody {
-    pin: String,
-    device: String,
-}
-
-#[derive(Debug, Serialize)]
-struct LoginAnswer {
-    token: String,
-    login: String,
-    role: &'static str,
-    store: String,
-    till: String,
-    device: String,
-    peer: String,
-    till_peer: String,
-    expires_at_ms: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ApproveBody {
-    secret: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ApproveAnswer {
-    login: String,
-    role: &'static str,
-}
 
 /// The bearer token of a request, if well-formed.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -168,7 +138,7 @@ pub async fn login(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body: LoginBody = typed(json_value(body, false)?)?;
+    let body: LoginRequest = typed(json_value(body, false)?)?;
     let identity = state.node().call(|node| node.identity().clone()).await?;
     if body.device.starts_with("node")
         || actor_id(&identity.store, &identity.till, &body.device).is_err()
@@ -204,13 +174,13 @@ pub async fn login(
     Ok(Json(LoginAnswer {
         token,
         login: member.login,
-        role: role_name(member.role),
+        role: role_name(member.role).to_owned(),
         store: identity.store.to_string(),
         till: identity.till.to_string(),
         device: body.device,
         peer,
         till_peer: identity.peer.to_string(),
-        expires_at_ms: session.expires_at_ms,
+        expires_at_ms: Some(session.expires_at_ms),
     })
     .into_response())
 }
@@ -220,11 +190,11 @@ pub async fn approve(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body: ApproveBody = typed(json_value(body, false)?)?;
+    let body: ApproveRequest = typed(json_value(body, false)?)?;
     let member = check_secret(&state, body.secret, &[StaffRole::Manager]).await?;
     Ok(Json(ApproveAnswer {
         login: member.login,
-        role: role_name(member.role),
+        role: role_name(member.role).to_owned(),
     })
     .into_response())
 }
@@ -241,7 +211,10 @@ pub async fn logout(
         .node()
         .call(move |node| node.delete_pos_session(&token))
         .await??;
-    Ok(Json(serde_json::json!({"status": "logged_out"})).into_response())
+    Ok(Json(LogoutAnswer {
+        status: LogoutStatus::LoggedOut,
+    })
+    .into_response())
 }
 
 /// `POST /v1/pos/sync`.

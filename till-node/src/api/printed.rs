@@ -5,24 +5,20 @@
 
 use std::time::Duration;
 
-use crdt_model::ReceiptId;
 use fiscal::pipeline::FiscalStamp;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use till_api::session::{ReceiptAnswer, ReceiptStatus};
 use tokio::time::Instant;
 
 use super::AppState;
 use crate::node::Answer;
 use crate::store::OutboxStage;
 
-#[derive(Deserialize)]
-struct Buffered {
-    receipt_id: ReceiptId,
-}
-
+/// The `printed` answer: the receipt answer's fields, then the register's document.
 #[derive(Serialize)]
 struct Printed<'a> {
-    status: &'static str,
-    receipt_id: ReceiptId,
+    #[serde(flatten)]
+    answer: ReceiptAnswer,
     fiscal_doc: &'a FiscalStamp,
 }
 
@@ -34,7 +30,9 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
     if answer.status != 200 {
         return answer;
     }
-    let Ok(Buffered { receipt_id }) = serde_json::from_slice::<Buffered>(&answer.body) else {
+    let Ok(ReceiptAnswer { receipt_id, .. }) =
+        serde_json::from_slice::<ReceiptAnswer>(&answer.body)
+    else {
         return answer;
     };
     let deadline = Instant::now() + state.print_wait();
@@ -48,13 +46,19 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
         if let Ok(Ok(Some((stage, Some(stamp))))) = looked {
             if matches!(stage, OutboxStage::Fiscalised | OutboxStage::Acknowledged) {
                 let body = Printed {
-                    status: "printed",
-                    receipt_id,
+                    answer: ReceiptAnswer {
+                        status: ReceiptStatus::Printed,
+                        receipt_id,
+                    },
                     fiscal_doc: &stamp,
                 };
                 return match serde_json::to_vec(&body) {
                     Ok(body) => Answer { body, ..answer },
-                    Err(_) => answer,
+                    Err(error) => {
+                        // The stored `buffered` answer is still true: send it.
+                        tracing::error!(%error, "could not encode the printed answer");
+                        answer
+                    }
                 };
             }
         }

@@ -11,58 +11,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use crdt_model::receipt::ReceiptDraft;
-use crdt_model::session::MovementKind;
-use crdt_model::{Kopecks, SessionId};
-use serde::{Deserialize, Serialize};
+use crdt_model::SessionId;
+use till_api::session::{
+    CashRequest, CloseRequest, OpenSessionRequest, RefundRequest, SessionReceipts, SessionSummary,
+};
 
 use super::body::{idempotency, json_value, typed};
 use super::error::ApiError;
 use super::AppState;
-use crate::node::views::SessionSummary;
-use crate::node::{Answer, NodeError, RefundBody, RefundOutcome};
-
-/// Body of `POST /v1/session/open`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OpenBody {
-    cashier: String,
-    #[serde(default)]
-    opening_cash: Kopecks,
-}
-
-/// Direction of a cash movement on the wire.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum CashKind {
-    In,
-    Out,
-}
-
-/// Body of `POST /v1/session/cash`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CashBody {
-    kind: CashKind,
-    amount: Kopecks,
-    #[serde(default)]
-    reason: String,
-}
-
-/// Body of `POST /v1/session/close` (optional).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CloseBody {
-    #[serde(default)]
-    cashier: Option<String>,
-}
-
-/// Answer of `GET /v1/session/{id}/receipts`.
-#[derive(Debug, Serialize)]
-struct SessionReceipts {
-    session_id: SessionId,
-    count: usize,
-    receipts: Vec<crdt_model::Receipt>,
-}
+use crate::node::{Answer, NodeError, RefundOutcome};
 
 /// Turns a node answer into an HTTP response (marking replays).
 fn respond(state: &AppState, answer: Answer) -> Response {
@@ -106,7 +63,7 @@ pub async fn open(
 ) -> Result<Response, ApiError> {
     let value = json_value(body, false)?;
     let idem = idempotency(&headers, &value, false)?;
-    let body: OpenBody = typed(value)?;
+    let body: OpenSessionRequest = typed(value)?;
     run_write(&state, move |node| {
         node.open_session(body.cashier, body.opening_cash, idem.as_ref())
     })
@@ -121,13 +78,9 @@ pub async fn cash(
 ) -> Result<Response, ApiError> {
     let value = json_value(body, false)?;
     let idem = idempotency(&headers, &value, false)?;
-    let body: CashBody = typed(value)?;
-    let kind = match body.kind {
-        CashKind::In => MovementKind::CashIn,
-        CashKind::Out => MovementKind::CashOut,
-    };
+    let body: CashRequest = typed(value)?;
     run_write(&state, move |node| {
-        node.cash_movement(kind, body.amount, body.reason, idem.as_ref())
+        node.cash_movement(body.kind.into(), body.amount, body.reason, idem.as_ref())
     })
     .await
 }
@@ -140,8 +93,8 @@ pub async fn close(
 ) -> Result<Response, ApiError> {
     let value = json_value(body, true)?;
     let idem = idempotency(&headers, &value, false)?;
-    let body: CloseBody = if value.is_null() {
-        CloseBody::default()
+    let body: CloseRequest = if value.is_null() {
+        CloseRequest::default()
     } else {
         typed(value)?
     };
@@ -225,7 +178,7 @@ pub async fn refund(
             "The Idempotency-Key header is required.",
         )
     })?;
-    let body: RefundBody = typed(value)?;
+    let body: RefundRequest = typed(value)?;
     let outcome = state
         .node()
         .call(move |node| node.refund(body, &idem))

@@ -5,16 +5,21 @@
 //! for the clock to adopt (counted in `kkt_hlc_remote_rejected_total`): it shows the count and
 //! the last offending value and document, until a restart re-checks the documents.
 //!
-//! Until the fiscal pipeline arrives (next issue), the "buffer" is the set of receipts the hub
-//! does not hold yet: `current_queued` counts them and `oldest_unacknowledged_age_seconds` is the
-//! age of the oldest; the breaker is always `CLOSED` and the dead-letter queue empty.
+//! The "buffer" is the fiscal one on a till with a register: receipts the OFD has not
+//! acknowledged, with the breaker's state and the dead-letter queue. On a till without a register
+//! it is the set of receipts the hub does not hold yet (`current_queued` counts them,
+//! `oldest_unacknowledged_age_seconds` is the age of the oldest); the breaker then reads
+//! `CLOSED` and the dead-letter queue is empty.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
-use serde_json::json;
+use till_api::health::{
+    BufferHealth, ClockHealth, FiscalHealth, Health, HealthComponents, HubLinkHealth,
+    RejectedClock, SessionHealth, StorageHealth,
+};
+use till_api::status::{BufferStages, BufferStatus, ForceSyncAnswer};
 
 use super::error::ApiError;
 use super::fiscal;
@@ -133,28 +138,6 @@ async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
 }
 
 /// `GET /v1/kkt/buffer/status`.
-#[derive(Debug, Serialize)]
-struct BufferStatus {
-    total_capacity: u32,
-    current_queued: usize,
-    percent_full: f64,
-    alert: &'static str,
-    network_status: &'static str,
-    circuit_state: &'static str,
-    last_sync: Option<String>,
-    last_sync_ms: Option<u64>,
-    oldest_unacknowledged_age_seconds: u64,
-    oldest_unacknowledged_limit_seconds: u64,
-    shift_age_seconds: u64,
-    shift_limit_seconds: u64,
-    dlq_size: u64,
-    unsynced_receipts: usize,
-    sync_running: bool,
-    stages: Option<serde_json::Value>,
-    register: serde_json::Value,
-}
-
-/// `GET /v1/kkt/buffer/status`.
 pub async fn buffer_status(State(state): State<AppState>) -> Result<Response, ApiError> {
     let facts = node_facts(&state).await?;
     let link = state.syncer().link();
@@ -165,11 +148,13 @@ pub async fn buffer_status(State(state): State<AppState>) -> Result<Response, Ap
     let breaker = fiscal_view.status.as_ref().and_then(|s| s.breaker);
     let status = BufferStatus {
         total_capacity: state.buffer_capacity(),
-        current_queued: queued,
+        current_queued: u64::try_from(queued).unwrap_or(u64::MAX),
         percent_full,
-        alert: alert_level(percent_full),
-        network_status: link.state.as_str(),
-        circuit_state: breaker.map_or("CLOSED", |b| fiscal::breaker_name(b.state)),
+        alert: alert_level(percent_full).to_owned(),
+        network_status: link.state.as_str().to_owned(),
+        circuit_state: breaker
+            .map_or("CLOSED", |b| fiscal::breaker_name(b.state))
+            .to_owned(),
         last_sync: link.last_sync_ms.map(rfc3339_ms),
         last_sync_ms: link.last_sync_ms,
         oldest_unacknowledged_age_seconds: fiscal_view.oldest_age,
@@ -177,14 +162,16 @@ pub async fn buffer_status(State(state): State<AppState>) -> Result<Response, Ap
         shift_age_seconds: fiscal_view.shift_age,
         shift_limit_seconds: fiscal::SHIFT_LIMIT_SECONDS,
         dlq_size: fiscal_view.dlq,
-        unsynced_receipts: facts.queued,
+        unsynced_receipts: u64::try_from(facts.queued).unwrap_or(u64::MAX),
         sync_running: state.syncer().is_running(),
-        stages: facts.outbox.as_ref().map(|stats| {
-            json!({"queued": stats.queued, "register_intent": stats.register_intent,
-                   "fiscalised": stats.fiscalised, "acknowledged": stats.acknowledged,
-                   "dead_letter": stats.dead_letter})
+        stages: facts.outbox.as_ref().map(|stats| BufferStages {
+            acknowledged: stats.acknowledged,
+            dead_letter: stats.dead_letter,
+            fiscalised: stats.fiscalised,
+            queued: stats.queued,
+            register_intent: stats.register_intent,
         }),
-        register: fiscal::register_json(fiscal_view.status.as_ref()),
+        register: fiscal::register_view(fiscal_view.status.as_ref()),
     };
     Ok(Json(status).into_response())
 }
@@ -218,60 +205,84 @@ pub async fn health(State(state): State<AppState>) -> Result<Response, ApiError>
         "degraded"
     };
     let storage = if storage_ok {
-        json!({"status": "ok", "schema_version": facts.schema_version, "documents": facts.docs})
+        StorageHealth {
+            documents: Some(u64::try_from(facts.docs).unwrap_or(u64::MAX)),
+            message: None,
+            schema_version: facts.schema_version,
+            status: "ok".to_owned(),
+        }
     } else {
         // The failure's text stays in the log; the body only says what to do.
-        json!({
-            "status": "failed",
-            "message": "writes stopped after a storage failure; sales are refused; restart after fixing the disk",
-            "schema_version": facts.schema_version,
-        })
+        StorageHealth {
+            documents: None,
+            message: Some(
+                "writes stopped after a storage failure; sales are refused; restart after fixing the disk"
+                    .to_owned(),
+            ),
+            schema_version: facts.schema_version,
+            status: "failed".to_owned(),
+        }
     };
-    let body = json!({
-        "status": status,
-        "components": {
-            "storage": storage,
-            "hub_link": {
-                "status": link.state.as_str(),
-                "last_sync": link.last_sync_ms.map(rfc3339_ms),
-                "last_sync_ms": link.last_sync_ms,
-                "last_attempt_ms": link.last_attempt_ms,
-                "consecutive_failures": link.consecutive_failures,
-                "last_error": link.last_error,
-                "oversized_docs": state.syncer().oversized_docs(),
+    let clock_status = if !drift_ok {
+        "drifting"
+    } else if clock_ok {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let body = Health {
+        components: HealthComponents {
+            buffer: BufferHealth {
+                alert: alert_level(percent_full).to_owned(),
+                current_queued: u64::try_from(queued).unwrap_or(u64::MAX),
+                percent_full,
+                status: if buffer_ok { "ok" } else { "filling" }.to_owned(),
+                total_capacity: state.buffer_capacity(),
             },
-            "clock": {
-                "status": if !drift_ok { "drifting" } else if clock_ok { "ok" } else { "degraded" },
-                "hlc_drift_seconds": drift_seconds,
-                "remote_rejected": rejections.count,
-                "last_rejected": rejections.last.as_ref().map(|last| json!({
-                    "hlc": last.hlc,
-                    "doc": last.doc,
-                    "at": rfc3339_ms(last.at_ms),
-                    "message": "a document from the hub carries a timestamp too far ahead of this \
-                                till's clock; check the clocks of the hub and of the till that wrote it",
-                })),
+            circuit_breaker: fiscal::breaker_health(breaker),
+            clock: ClockHealth {
+                hlc_drift_seconds: drift_seconds,
+                last_rejected: rejections.last.as_ref().map(|last| RejectedClock {
+                    at: rfc3339_ms(last.at_ms),
+                    doc: last.doc.clone(),
+                    hlc: last.hlc.clone(),
+                    message: "a document from the hub carries a timestamp too far ahead of this \
+                              till's clock; check the clocks of the hub and of the till that wrote it"
+                        .to_owned(),
+                }),
+                remote_rejected: rejections.count,
+                status: clock_status.to_owned(),
             },
-            "buffer": {
-                "status": if buffer_ok { "ok" } else { "filling" },
-                "current_queued": queued,
-                "total_capacity": state.buffer_capacity(),
-                "percent_full": percent_full,
-                "alert": alert_level(percent_full),
+            fiscal: FiscalHealth {
+                dlq_size: fiscal_view.dlq,
+                oldest_unacknowledged_age_seconds: fiscal_view.oldest_age,
+                oldest_unacknowledged_limit_seconds: fiscal::OFD_LIMIT_SECONDS,
+                shift_age_seconds: fiscal_view.shift_age,
+                shift_limit_seconds: fiscal::SHIFT_LIMIT_SECONDS,
+                status: legal.to_owned(),
             },
-            "session": {"open": facts.session_open},
-            "circuit_breaker": fiscal::breaker_json(breaker),
-            "register": fiscal::register_json(fiscal_view.status.as_ref()),
-            "fiscal": {
-                "status": legal,
-                "oldest_unacknowledged_age_seconds": fiscal_view.oldest_age,
-                "oldest_unacknowledged_limit_seconds": fiscal::OFD_LIMIT_SECONDS,
-                "shift_age_seconds": fiscal_view.shift_age,
-                "shift_limit_seconds": fiscal::SHIFT_LIMIT_SECONDS,
-                "dlq_size": fiscal_view.dlq,
+            hub_link: HubLinkHealth {
+                consecutive_failures: link.consecutive_failures,
+                last_attempt_ms: link.last_attempt_ms,
+                last_error: link.last_error.clone(),
+                last_sync: link.last_sync_ms.map(rfc3339_ms),
+                last_sync_ms: link.last_sync_ms,
+                oversized_docs: state
+                    .syncer()
+                    .oversized_docs()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                status: link.state.as_str().to_owned(),
             },
+            register: fiscal::register_view(fiscal_view.status.as_ref()),
+            session: SessionHealth {
+                open: facts.session_open,
+            },
+            storage,
         },
-    });
+        status: status.to_owned(),
+    };
     let code = if storage_ok {
         StatusCode::OK
     } else {
@@ -308,7 +319,10 @@ pub async fn force_sync(
     }
     if state.syncer().try_start() {
         tracing::info!("sync forced by an admin");
-        let body = json!({"status": "started", "message": "A sync with the hub has started."});
+        let body = ForceSyncAnswer {
+            message: "A sync with the hub has started.".to_owned(),
+            status: "started".to_owned(),
+        };
         Ok((StatusCode::ACCEPTED, Json(body)).into_response())
     } else {
         Err(ApiError::new(

@@ -51,7 +51,7 @@ pub use identity::{
 };
 pub use ops::{Answer, IdempotencyRequest};
 pub use pos_sync::PosRound;
-pub use refund::{RefundBody, RefundOutcome, REFUND_RETRY_SECONDS};
+pub use refund::{RefundOutcome, REFUND_RETRY_SECONDS};
 pub use sync::RoundOutcome;
 
 /// Compact a document once this many change chunks sit on top of its snapshot.

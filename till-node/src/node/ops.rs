@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 use super::fiscal::{close_job_id, job_entry};
 use super::replica::{LoadedDoc, RECEIPT_MESSAGE_PREFIX};
-use super::views::{CloseRecord, MovementAck, SaleAck, SessionOpened, SessionSummary};
+use super::views::{
+    close_record, session_summary, MovementAck, ReceiptAnswer, ReceiptStatus, SessionOpened,
+    SessionSummary,
+};
 use super::{doc_id, CachedHeader, Node, NodeError};
 use crate::store::{IdempotencyRecord, WriteBatch};
 use crate::time::{now_ms, rfc3339_ms};
@@ -169,10 +172,7 @@ impl Node {
         });
         let body = encode(&MovementAck {
             movement_id: movement.id,
-            kind: match kind {
-                MovementKind::CashIn => "in",
-                MovementKind::CashOut => "out",
-            },
+            kind: kind.into(),
             amount,
             cash_balance,
         });
@@ -238,8 +238,8 @@ impl Node {
             loaded.doc.rollback();
             return Err(error.into());
         }
-        let body = encode(&SaleAck {
-            status: "buffered",
+        let body = encode(&ReceiptAnswer {
+            status: ReceiptStatus::Buffered,
             receipt_id,
         });
         let mut extra = Self::record(idem, &body, now);
@@ -292,7 +292,7 @@ impl Node {
                 return Err(error.into());
             }
         };
-        let body = encode(&CloseRecord::new(&view, &close));
+        let body = encode(&close_record(&view, &close));
         let mut extra = Self::record(idem, &body, now);
         let session_id = view.header.session_id;
         if self.fiscal_enabled {
@@ -319,7 +319,7 @@ impl Node {
         let id = self.open_session_id()?;
         let loaded = self.replica.get(&id).ok_or(NodeError::NoOpenSession)?;
         let view = session::read(&loaded.doc)?;
-        Ok(SessionSummary::new(&view))
+        Ok(session_summary(&view))
     }
 
     /// Every receipt of session `session_id` held by this till, in till order.

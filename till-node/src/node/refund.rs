@@ -6,7 +6,7 @@
 
 use crdt_model::receipt::{ItemDraft, PaymentDraft, ReceiptDraft, ReceiptKind};
 use crdt_model::{Receipt, ReceiptId};
-use serde::{Deserialize, Serialize};
+use till_api::RefundRequest;
 
 use super::ops::{Answer, IdempotencyRequest};
 use super::{Node, NodeError};
@@ -17,27 +17,6 @@ use crate::time::now_ms;
 pub const REFUND_RETRY_SECONDS: u64 = 5;
 /// Most pending sagas looked at after one fiscalisation.
 const SAGAS_PER_ROUND: usize = 100;
-
-/// Body of `POST /v1/pos/refund`. Without `items` the whole original is refunded with its own
-/// payments; with `items`, `payments` are required.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefundBody {
-    /// The sale being refunded.
-    pub original_receipt_id: ReceiptId,
-    /// The POS making the refund (defaults to the original's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pos_id: Option<String>,
-    /// A part of the original, when not all of it is refunded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<ItemDraft>>,
-    /// How the money goes back (required with `items`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payments: Option<Vec<PaymentDraft>>,
-    /// Buyer phone or e-mail for the electronic refund receipt (tag 1008).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub buyer_contact: Option<String>,
-}
 
 /// What a refund request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,55 +30,53 @@ pub enum RefundOutcome {
     },
 }
 
-impl RefundBody {
-    /// The refund receipt's draft for `original`.
-    fn draft(self, original: &Receipt) -> Result<ReceiptDraft, NodeError> {
-        let (items, payments) = match (self.items, self.payments) {
-            (None, None) => (
-                original
-                    .lines
-                    .iter()
-                    .map(|line| ItemDraft {
-                        sku: line.sku.clone(),
-                        name: line.name.clone(),
-                        qty: line.qty,
-                        price: line.price,
-                        vat: line.vat,
-                        discount: Some(line.discount),
-                        payment_method: Some(line.payment_method),
-                        payment_object: Some(line.payment_object),
-                    })
-                    .collect(),
-                original
-                    .payments
-                    .iter()
-                    .map(|payment| PaymentDraft {
-                        method: payment.method,
-                        amount: payment.amount,
-                    })
-                    .collect(),
-            ),
-            (Some(items), Some(payments)) => (items, payments),
-            (None, Some(_)) => return Err(NodeError::RefundField("items")),
-            (Some(_), None) => return Err(NodeError::RefundField("payments")),
-        };
-        Ok(ReceiptDraft {
-            pos_id: self.pos_id.unwrap_or_else(|| original.pos_id.clone()),
-            kind: ReceiptKind::Refund,
-            items,
-            payments,
-            discount: None,
-            buyer_contact: self.buyer_contact,
-            refund_of: Some(original.id),
-        })
-    }
+/// The refund receipt's draft of `body` for `original`.
+fn refund_draft(body: RefundRequest, original: &Receipt) -> Result<ReceiptDraft, NodeError> {
+    let (items, payments) = match (body.items, body.payments) {
+        (None, None) => (
+            original
+                .lines
+                .iter()
+                .map(|line| ItemDraft {
+                    sku: line.sku.clone(),
+                    name: line.name.clone(),
+                    qty: line.qty,
+                    price: line.price,
+                    vat: line.vat,
+                    discount: Some(line.discount),
+                    payment_method: Some(line.payment_method),
+                    payment_object: Some(line.payment_object),
+                })
+                .collect(),
+            original
+                .payments
+                .iter()
+                .map(|payment| PaymentDraft {
+                    method: payment.method,
+                    amount: payment.amount,
+                })
+                .collect(),
+        ),
+        (Some(items), Some(payments)) => (items, payments),
+        (None, Some(_)) => return Err(NodeError::RefundField("items")),
+        (Some(_), None) => return Err(NodeError::RefundField("payments")),
+    };
+    Ok(ReceiptDraft {
+        pos_id: body.pos_id.unwrap_or_else(|| original.pos_id.clone()),
+        kind: ReceiptKind::Refund,
+        items,
+        payments,
+        discount: None,
+        buyer_contact: body.buyer_contact,
+        refund_of: Some(original.id),
+    })
 }
 
 impl Node {
     /// Refunds (part of) a sale of this till; see the module doc.
     pub fn refund(
         &mut self,
-        body: RefundBody,
+        body: RefundRequest,
         idem: &IdempotencyRequest,
     ) -> Result<RefundOutcome, NodeError> {
         if let Some(answer) = self.replay(Some(idem))? {
@@ -142,7 +119,7 @@ impl Node {
                 retry_after_seconds: REFUND_RETRY_SECONDS,
             });
         }
-        let draft = body.draft(&original)?;
+        let draft = refund_draft(body, &original)?;
         let mut also = WriteBatch::new();
         if let Some(saga) = saga {
             let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
@@ -179,7 +156,7 @@ impl Node {
                 key: saga.idem_key.clone(),
                 request_sha256: saga.request_sha256,
             };
-            let result = serde_json::from_slice::<RefundBody>(&saga.request)
+            let result = serde_json::from_slice::<RefundRequest>(&saga.request)
                 .map_err(|error| NodeError::RefundStored(error.to_string()))
                 .and_then(|body| self.refund(body, &idem));
             match result {

@@ -20,7 +20,7 @@ use super::{Ctx, Panel, Screen};
 use crate::api::{self, ApiError};
 use crate::format::{money, parse_money};
 use crate::i18n::{fill, Key};
-use crate::wire::CashKind;
+use till_api::CashKind;
 
 /// Shows the cashier why a till call failed; a 401 sends them to the login.
 fn report(ctx: Ctx, error: &ApiError) {

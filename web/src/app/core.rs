@@ -33,7 +33,7 @@ use crate::lookup::CatalogueIndex;
 use crate::replica::{is_device_id, new_device_id, Identity, Replica, ReplicaError};
 use crate::status::{self, BufferView, ReceiptState, SaleBlock};
 use crate::tablock::{self, TabLock};
-use crate::wire::LoginInfo;
+use till_api::LoginAnswer;
 
 #[derive(Default)]
 pub(super) struct Core {
@@ -140,7 +140,7 @@ pub fn start(ctx: Ctx) {
             .await
             .ok()
             .flatten()
-            .and_then(|json| serde_json::from_str::<LoginInfo>(&json).ok());
+            .and_then(|json| serde_json::from_str::<LoginAnswer>(&json).ok());
         match login {
             Some(login) if !login.expired(now_ms()) => activate(ctx, login).await,
             Some(_) => {
@@ -160,7 +160,7 @@ pub fn start(ctx: Ctx) {
 }
 
 /// Logs in with `login`: loads the replica for its till and shows the right screen.
-pub async fn activate(ctx: Ctx, login: LoginInfo) {
+pub async fn activate(ctx: Ctx, login: LoginAnswer) {
     let Some(db) = db() else { return };
     let device = device();
     let identity = match Identity::new(
@@ -325,7 +325,7 @@ pub fn save_lang(lang: Lang) {
 }
 
 /// Stores (or forgets) the login.
-pub async fn save_login(login: Option<&LoginInfo>) {
+pub async fn save_login(login: Option<&LoginAnswer>) {
     let Some(db) = db() else { return };
     let json = login.and_then(|login| serde_json::to_string(login).ok());
     if let Err(error) = db.put_meta(&[(key::LOGIN, json.as_deref())]).await {

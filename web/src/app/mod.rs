@@ -26,8 +26,9 @@ use leptos::prelude::*;
 
 use crate::cart::{Cart, PayMode};
 use crate::i18n::{Key, Lang};
-use crate::status::{ReceiptState, TillStatus};
-use crate::wire::{CloseAnswer, LoginInfo};
+use crate::status::ReceiptState;
+use till_api::BufferStatus;
+use till_api::{CloseRecord, LoginAnswer};
 
 /// Which screen is shown.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +47,7 @@ pub enum Screen {
     /// Selling.
     Selling,
     /// The shift was just closed: its Z figures.
-    Closed(CloseAnswer),
+    Closed(CloseRecord),
 }
 
 /// Which panel of the selling screen is open.
@@ -105,7 +106,7 @@ pub struct Ctx {
     /// The screen.
     pub screen: RwSignal<Screen>,
     /// The cashier logged in (kept while the till is down).
-    pub login: RwSignal<Option<LoginInfo>>,
+    pub login: RwSignal<Option<LoginAnswer>>,
     /// The login expired (401): shown on the login screen.
     pub login_expired: RwSignal<bool>,
     /// Persistent storage granted (`None` while asking).
@@ -123,7 +124,7 @@ pub struct Ctx {
     /// The open session.
     pub session: RwSignal<Option<SessionInfo>>,
     /// The till's last status answer (kept while it is unreachable).
-    pub till: RwSignal<Option<TillStatus>>,
+    pub till: RwSignal<Option<BufferStatus>>,
     /// The till answered the last call.
     pub reachable: RwSignal<bool>,
     /// Receipts made here that the till does not hold yet.

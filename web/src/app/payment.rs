@@ -21,7 +21,7 @@ use crate::api::{self, ApiError};
 use crate::cart::{plan_payment, CartError, DiscountCheck, PayMode, PaymentError, PaymentPlan};
 use crate::format::{money, parse_money};
 use crate::i18n::{fill, Key};
-use crate::wire::ApprovalAnswer;
+use till_api::ApproveAnswer;
 
 /// Opens the payment panel in `mode` (nothing to pay: nothing happens).
 pub fn open(ctx: Ctx, mode: PayMode) {
@@ -225,7 +225,7 @@ pub fn ApprovalBox() -> impl IntoView {
         busy.set(true);
         spawn_local(async move {
             match api::approve(&token, typed.trim()).await {
-                Ok(ApprovalAnswer { login, .. }) => {
+                Ok(ApproveAnswer { login, .. }) => {
                     let mut approved = false;
                     ctx.cart
                         .update(|cart| approved = cart.approve(login, request));

@@ -10,7 +10,7 @@ use super::{Ctx, Screen};
 use crate::api::{self, ApiError};
 use crate::format::{money, parse_money};
 use crate::i18n::{fill, Key};
-use crate::wire::CloseAnswer;
+use till_api::CloseRecord;
 
 /// Another tab sells (or Web Locks are missing).
 pub fn tab_refused(ctx: Ctx, unsupported: bool) -> impl IntoView {
@@ -206,7 +206,7 @@ pub fn OpenSession() -> impl IntoView {
 }
 
 /// The Z report of the session just closed.
-pub fn closed(ctx: Ctx, close: CloseAnswer) -> impl IntoView {
+pub fn closed(ctx: Ctx, close: CloseRecord) -> impl IntoView {
     let rows = [
         (Key::ReceiptsCount, close.receipts_count.to_string()),
         (Key::SalesTotal, money(close.sales_total)),
@@ -220,7 +220,7 @@ pub fn closed(ctx: Ctx, close: CloseAnswer) -> impl IntoView {
     ];
     view! {
         <main class="screen center">
-            <section class="card" data-testid="z-report" data-session-id=close.session_id.clone()>
+            <section class="card" data-testid="z-report" data-session-id=close.session_id.to_string()>
                 <h1>{move || ctx.t(Key::ClosedTitle)}</h1>
                 <p class="muted">{close.cashier.clone()} " · " {close.closed_at.clone()}</p>
                 <table class="totals">

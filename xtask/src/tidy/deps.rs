@@ -119,6 +119,26 @@ pub const DEPENDENCY_RULES: &[DependencyRule] = &[
         invariant: "only hub talks to PostgreSQL",
     },
     DependencyRule {
+        subjects: Subjects::Crate("till-api"),
+        forbidden: &[
+            "tokio",
+            "axum",
+            "reqwest",
+            "hyper",
+            "rusqlite",
+            "sqlx",
+            "sync-engine",
+            "fiscal",
+            "till-node",
+            "hub",
+            "web",
+        ],
+        kinds: Kinds::Shipped,
+        optional_allowed: false,
+        invariant: "till-api is serde only (plus crdt-model's money and id types): \
+                    no IO, no tokio, axum, reqwest or database; it compiles to wasm32",
+    },
+    DependencyRule {
         subjects: Subjects::Crate("web"),
         forbidden: &["tokio", "axum", "sqlx", "rusqlite", "hyper"],
         kinds: Kinds::Shipped,
@@ -146,6 +166,7 @@ pub const DEPENDENCY_RULES: &[DependencyRule] = &[
             "sync-engine",
             "fiscal",
             "fiscal-emulators",
+            "till-api",
             "till-node",
             "hub",
             "web",
@@ -402,6 +423,31 @@ mod tests {
     }
 
     #[test]
+    fn till_api_is_serde_only_and_web_and_till_node_may_use_it() {
+        let server = check(
+            "[package]\nname = \"till-api\"\n[dependencies]\nserde = \"1\"\naxum = \"0.8\"\n",
+        );
+        assert_eq!(server.len(), 1, "{server:?}");
+        assert!(server[0].contains("compiles to wasm32"), "{server:?}");
+        let transport = check(
+            "[package]\nname = \"till-api\"\n[dependencies]\nsync-engine = { path = \"../sync-engine\" }\n",
+        );
+        assert_eq!(transport.len(), 1, "{transport:?}");
+        assert!(check(
+            "[package]\nname = \"till-api\"\n[dependencies]\nserde = \"1\"\ncrdt-model = { path = \"../crdt-model\" }\n"
+        )
+        .is_empty());
+        assert!(check(
+            "[package]\nname = \"web\"\n[dependencies]\ntill-api = { path = \"../till-api\" }\n"
+        )
+        .is_empty());
+        assert!(check(
+            "[package]\nname = \"till-node\"\n[dependencies]\ntill-api = { path = \"../till-api\" }\n"
+        )
+        .is_empty());
+    }
+
+    #[test]
     fn nothing_but_tests_depends_on_the_binaries() {
         let hub_on_till = check(
             "[package]\nname = \"hub\"\n[dependencies]\ntill-node = { path = \"../till-node\" }\n",
@@ -451,6 +497,7 @@ mod tests {
             "sync-engine",
             "fiscal",
             "fiscal-emulators",
+            "till-api",
             "till-node",
             "hub",
             "web",
