@@ -310,18 +310,21 @@ impl Syncer {
         &self,
         oversized: &mut Option<BTreeSet<DocId>>,
     ) -> Result<SyncReport, SyncFailure> {
-        let mut session = self.node.call(|node| node.start_sync_session()).await??;
+        let mut client = self
+            .node
+            .call(|node| node.hub_sync().start_round())
+            .await??;
         let mut report = SyncReport::default();
         loop {
             let (returned, request, too_large) = self
                 .node
                 .call(move |node| {
-                    let request = node.sync_next_request(&mut session);
-                    let too_large: BTreeSet<DocId> = session.oversized().cloned().collect();
-                    (session, request, too_large)
+                    let request = node.hub_sync().next_request(&mut client);
+                    let too_large: BTreeSet<DocId> = client.oversized().cloned().collect();
+                    (client, request, too_large)
                 })
                 .await?;
-            session = returned;
+            client = returned;
             *oversized = Some(too_large);
             let Some(request) = request? else {
                 break;
@@ -330,11 +333,11 @@ impl Syncer {
             let (returned, outcome) = self
                 .node
                 .call(move |node| {
-                    let outcome = node.sync_apply_reply(&mut session, &reply);
-                    (session, outcome)
+                    let outcome = node.hub_sync().apply_reply(&mut client, &reply);
+                    (client, outcome)
                 })
                 .await?;
-            session = returned;
+            client = returned;
             let outcome = outcome?;
             report.rounds += 1;
             report.docs_changed += outcome.docs_changed;

@@ -10,8 +10,7 @@ use fiscal::pipeline::FiscalStamp;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::AppState;
-use crate::node::Answer;
+use super::{Answer, AppState};
 use crate::store::OutboxStage;
 
 #[derive(Deserialize)]
@@ -31,7 +30,7 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
     let Some(link) = state.fiscal() else {
         return answer;
     };
-    if answer.status != 200 {
+    if answer.status != axum::http::StatusCode::OK {
         return answer;
     }
     let Ok(Buffered { receipt_id }) = serde_json::from_slice::<Buffered>(&answer.body) else {
@@ -43,7 +42,7 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
         progress.mark_unchanged();
         let looked = state
             .node()
-            .call(move |node| node.fiscal_state(receipt_id))
+            .call(move |node| node.fiscal().fiscal_state(receipt_id))
             .await;
         if let Ok(Ok(Some((stage, Some(stamp))))) = looked {
             if matches!(stage, OutboxStage::Fiscalised | OutboxStage::Acknowledged) {
