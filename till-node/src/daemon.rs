@@ -48,7 +48,8 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
     let logins = Logins::default();
     let node = Node::open(store, node_config, metrics.clone(), logins.clone())
         .context("cannot load the replica")?;
-    tracing::info!(device = %node.core().identity().device, "writing as this device");
+    let identity = node.core().identity().clone();
+    tracing::info!(device = %identity.device, "writing as this device");
     let node = NodeHandle::new(node);
     let syncer = Syncer::new(
         node.clone(),
@@ -64,6 +65,7 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
     Ok(AppState::new(
         node,
         logins,
+        identity,
         Arc::new(syncer),
         metrics,
         config.admin_token.expose(),

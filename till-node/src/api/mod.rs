@@ -52,7 +52,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::fiscal_link::FiscalLink;
 use crate::metrics::Metrics;
-use crate::node::NodeHandle;
+use crate::node::{Identity, NodeHandle};
 use crate::pos::logins::Logins;
 use crate::sync_loop::Syncer;
 pub use answer::Answer;
@@ -173,6 +173,7 @@ struct Shared {
     fiscal: Option<FiscalLink>,
     print_wait: Duration,
     logins: Logins,
+    identity: Identity,
     web_dir: Option<PathBuf>,
 }
 
@@ -185,11 +186,12 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// The state of one daemon. `logins` is the node's login cache. Only a digest of
-    /// `admin_token` is kept.
+    /// The state of one daemon. `logins` is the node's login cache and `identity` the node's
+    /// (fixed once it is open). Only a digest of `admin_token` is kept.
     pub fn new(
         node: NodeHandle,
         logins: Logins,
+        identity: Identity,
         syncer: Arc<Syncer>,
         metrics: Metrics,
         admin_token: &str,
@@ -205,6 +207,7 @@ impl AppState {
                 fiscal: None,
                 print_wait: Duration::ZERO,
                 logins,
+                identity,
                 web_dir: None,
             }),
         }
@@ -225,6 +228,11 @@ impl AppState {
         self.map_shared(|shared| shared.web_dir = dir)
     }
 
+    /// Who this till is (store, till, device, peer ids); read without the node lock.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
     /// The browser POS's logins, staff list and wrong-secret throttles.
     pub fn logins(&self) -> &Logins {
         &self.inner.logins
@@ -243,6 +251,7 @@ impl AppState {
                 fiscal: inner.fiscal.clone(),
                 print_wait: inner.print_wait,
                 logins: inner.logins.clone(),
+                identity: inner.identity.clone(),
                 web_dir: inner.web_dir.clone(),
             },
         };

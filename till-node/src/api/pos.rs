@@ -167,10 +167,7 @@ pub async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: LoginBody = typed(json_value(body, false)?)?;
-    let identity = state
-        .node()
-        .call(|node| node.core().identity().clone())
-        .await?;
+    let identity = state.identity();
     if body.device.starts_with("node")
         || actor_id(&identity.store, &identity.till, &body.device).is_err()
     {

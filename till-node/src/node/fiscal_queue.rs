@@ -403,17 +403,26 @@ impl FiscalQueue<'_> {
         }
         let mut batch = WriteBatch::new();
         batch.update_outbox(update);
+        // A row whose receipt or document id does not parse keeps its outbox state; the
+        // stamp cannot reach a document, and support has to see why.
         let target = match row.kind {
-            OutboxKind::Receipt => row
-                .entry
-                .receipt_id
-                .parse::<Uuid>()
-                .ok()
-                .map(|uuid| FiscalTarget::Receipt(ReceiptId::new(uuid))),
+            OutboxKind::Receipt => match row.entry.receipt_id.parse::<Uuid>() {
+                Ok(uuid) => Some(FiscalTarget::Receipt(ReceiptId::new(uuid))),
+                Err(error) => {
+                    tracing::error!(job = %row.entry.receipt_id, %error, "a receipt job with an unreadable receipt id: stamp not written into the document");
+                    None
+                }
+            },
             OutboxKind::CloseShift => Some(FiscalTarget::ShiftClose),
             OutboxKind::CashIn | OutboxKind::CashOut => None,
         };
-        let doc = DocId::new(row.entry.doc_id.clone()).ok();
+        let doc = match DocId::new(row.entry.doc_id.clone()) {
+            Ok(doc) => Some(doc),
+            Err(error) => {
+                tracing::error!(job = %row.entry.receipt_id, doc = %row.entry.doc_id, %error, "a fiscal job with an unreadable document id: stamp not written into the document");
+                None
+            }
+        };
         let (Some(stamp), Some(target), Some(doc)) = (stamp, target, doc) else {
             return Ok(self.core.store.commit(batch)?);
         };
