@@ -8,6 +8,7 @@ use crdt_model::{Kopecks, StoreId, TillId};
 
 use super::*;
 use crate::pos::logins::Logins;
+use crate::pos::tokens::PosLogin;
 use crate::store::{Store, WriteBatch, WriteOp};
 use sync_engine::DocId;
 
@@ -308,4 +309,100 @@ async fn a_document_too_large_to_sync_is_reported_after_the_session() {
     assert_eq!(metrics.sync_oversized_docs.get(), 1);
     let text = metrics.render().expect("render");
     assert!(text.contains("kkt_sync_oversized_docs 1"), "{text}");
+}
+
+#[test]
+fn logins_are_durable_and_answered_from_the_cache_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open_with = |logins: &Logins| {
+        let store = Store::open(dir.path()).expect("store");
+        Node::open(
+            store,
+            config(),
+            Metrics::new().expect("metrics"),
+            logins.clone(),
+        )
+        .expect("node")
+    };
+    let login = PosLogin {
+        login: "ivanova".into(),
+        role: "cashier".into(),
+        device: "tab1".into(),
+        peer: "pos:S1/T1/tab1".into(),
+        expires_at_ms: 10_000,
+    };
+    {
+        let logins = Logins::default();
+        let mut node = open_with(&logins);
+        assert!(
+            logins.staff_members().expect("staff").is_none(),
+            "no staff document yet"
+        );
+        node.record_login("token-a", &login).expect("login");
+        node.record_login("token-b", &login).expect("login");
+        assert_eq!(logins.login("token-a", 1_000), Some(login.clone()));
+        assert_eq!(logins.login("token-a", 10_000), None, "expired");
+        node.end_login("token-b").expect("logout");
+        assert_eq!(logins.login("token-b", 1_000), None);
+    }
+    let logins = Logins::default();
+    let mut node = open_with(&logins);
+    assert_eq!(
+        logins.login("token-a", 1_000),
+        Some(login),
+        "survives a restart"
+    );
+    assert_eq!(logins.login("token-b", 1_000), None, "the logout too");
+    assert_eq!(node.retention().purge_logins(20_000).expect("purge"), 1);
+    assert_eq!(
+        logins.login("token-a", 1_000),
+        None,
+        "purged from the cache as well"
+    );
+}
+
+#[test]
+fn the_login_cache_follows_every_commit_of_the_staff_document() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use crdt_model::staff::{self, StaffMember, StaffRole};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logins = Logins::default();
+    let store = Store::open(dir.path()).expect("store");
+    let mut node = Node::open(
+        store,
+        config(),
+        Metrics::new().expect("metrics"),
+        logins.clone(),
+    )
+    .expect("node");
+    let member = |login: &str| StaffMember {
+        login: login.to_owned(),
+        role: StaffRole::Cashier,
+        secret_hash: argon2::Argon2::default()
+            .hash_password(
+                b"2580",
+                &SaltString::encode_b64(format!("salt-for-{login}").as_bytes()).expect("salt"),
+            )
+            .expect("hash")
+            .to_string(),
+        active: true,
+        updated_at: crdt_model::hlc::Hlc::new(1_700_000_000_000, 0, "hub/hub").expect("hlc"),
+    };
+    let id = DocId::new(node.core.staff_doc()).expect("staff id");
+    let mut loaded = replica::LoadedDoc::empty(&node.core.identity.actor);
+    staff::init(&mut loaded.doc, &node.core.identity.store).expect("init");
+    staff::put_member(&mut loaded.doc, &member("ivanova")).expect("put");
+    node.core.replica.insert(id.clone(), loaded);
+    commit_change(&mut node, &id, "staff", WriteBatch::new()).expect("stored");
+    let names = |logins: &Logins| -> Vec<String> {
+        let members = logins.staff_members().expect("staff").expect("received");
+        members.iter().map(|m| m.login.clone()).collect()
+    };
+    assert_eq!(names(&logins), ["ivanova"]);
+
+    let doc = &mut node.core.replica.get_mut(&id).expect("doc").doc;
+    staff::put_member(doc, &member("petrova")).expect("put");
+    commit_change(&mut node, &id, "staff", WriteBatch::new()).expect("stored");
+    assert_eq!(names(&logins).len(), 2);
 }

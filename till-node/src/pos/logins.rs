@@ -155,3 +155,24 @@ impl Logins {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pos::throttle::FREE_FAILURES;
+
+    #[test]
+    fn the_login_and_the_approval_are_throttled_apart() {
+        let logins = Logins::default();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(logins.begin_attempt(true, 0), Ok(()));
+        }
+        assert!(logins.begin_attempt(true, 0).is_err(), "approval locked");
+        assert_eq!(logins.begin_attempt(false, 0), Ok(()), "login still open");
+        // A cashier's own correct PIN does not unlock guesses at a manager's secret.
+        logins.attempt_succeeded(false);
+        assert!(logins.begin_attempt(true, 0).is_err());
+        logins.attempt_succeeded(true);
+        assert_eq!(logins.begin_attempt(true, 0), Ok(()));
+    }
+}
