@@ -18,6 +18,10 @@
 //! never stored is dropped, and the open shift is found again — so nothing that is not durable
 //! is ever visible or acknowledged. A document that cannot be rebuilt marks the node broken:
 //! it refuses every write until restarted. A poisoned store (I/O failure) likewise.
+//!
+//! Writes that change no document — an outbox transition without a stamp, a refund saga, a
+//! login record, a retention purge — commit their own `WriteBatch` to the store directly: they
+//! have nothing in memory to roll back.
 
 use std::collections::BTreeSet;
 
