@@ -1,22 +1,22 @@
 //! [`PageSync`]: the till as the sync server of its browser POS, and the fiscal jobs for the
 //! receipts the page sold.
 //!
-//! The page sells into its own replica of the open session (IndexedDB) and pushes the session
+//! The page sells into its own replica of the open shift (IndexedDB) and pushes the shift
 //! to the till with the same protocol the till uses with the hub. One round here is
 //! `Server::plan` (the whole envelope checked against [`PosPolicy`]) → `Server::respond` over
 //! the live documents → ONE [`Core::commit`] with the new change chunks, the page's sync states
-//! and a fiscal job for every receipt that appeared in a session in this round.
+//! and a fiscal job for every receipt that appeared in a shift in this round.
 //!
 //! Exactly once: a receipt gets its job in the commit that first stores it on the till. Each
-//! session is read before and after applying the round; only the receipts it gained are
+//! shift is read before and after applying the round; only the receipts it gained are
 //! queued, and a receipt already held (sold through the HTTP API, or merged in an earlier
 //! round) never is, nor one that already has an outbox row. The commit holds both the document
 //! change and its jobs, so a crash leaves either both or neither, and the page simply sends the
-//! receipt again. Only sessions the till holds take part (`PosPolicy`), so a shift dropped after
+//! receipt again. Only shifts the till holds take part (`PosPolicy`), so a shift dropped after
 //! retention cannot come back and be queued again.
 //!
 //! The page may only add sales (`pos::changes`): a round that changes anything else in a
-//! session, adds a refund or a discount above the cap, or holds a receipt that does not read
+//! shift, adds a refund or a discount above the cap, or holds a receipt that does not read
 //! back is refused whole: nothing is stored and the documents are rebuilt from the store
 //! ([`Core::rollback`]).
 
@@ -87,7 +87,7 @@ impl PageSync<'_> {
             .filter(|planned| planned.incoming_changes() > 0)
             .map(|planned| planned.doc.clone())
             .collect();
-        let sessions_before = self.session_views(&changing)?;
+        let shifts_before = self.shift_views(&changing)?;
         let mut commit = self.core.begin("sync round with the page");
         for id in &planned {
             commit.touch(id);
@@ -107,7 +107,7 @@ impl PageSync<'_> {
         let new_receipts = match self.stage_round(
             &mut commit,
             &response.docs,
-            &sessions_before,
+            &shifts_before,
             cashier,
             peer,
             now,
@@ -154,7 +154,7 @@ impl PageSync<'_> {
         &mut self,
         commit: &mut Commit,
         done: &[sync_engine::ServerDocOutcome],
-        sessions_before: &BTreeMap<DocId, SessionView>,
+        shifts_before: &BTreeMap<DocId, SessionView>,
         cashier: &str,
         peer: &PeerId,
         now: u64,
@@ -167,7 +167,7 @@ impl PageSync<'_> {
                     done.applied.new_changes.clone(),
                     done.applied.heads_after.clone(),
                 );
-                let jobs = self.jobs_for_new_receipts(&done.doc, sessions_before, cashier, now)?;
+                let jobs = self.jobs_for_new_receipts(&done.doc, shifts_before, cashier, now)?;
                 new_receipts += jobs.len();
                 for job in jobs {
                     commit.side.enqueue_outbox(job);
@@ -198,7 +198,7 @@ impl PageSync<'_> {
     }
 
     /// The planned shift documents as held now, read and re-validated.
-    fn session_views(&self, planned: &[DocId]) -> Result<BTreeMap<DocId, SessionView>, NodeError> {
+    fn shift_views(&self, planned: &[DocId]) -> Result<BTreeMap<DocId, SessionView>, NodeError> {
         let mut views = BTreeMap::new();
         for id in planned {
             if !matches!(DocKey::parse(id.as_str()), Ok(DocKey::Session { .. })) {
