@@ -15,6 +15,7 @@ use crate::api::{app, AppState};
 use crate::config::RunConfig;
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeConfig, NodeHandle};
+use crate::pos::logins::Logins;
 use crate::store::Store;
 use crate::sync_loop::{SyncTiming, Syncer};
 use crate::time::now_ms;
@@ -44,9 +45,11 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
         buffer_capacity: config.buffer_capacity,
         fiscal_enabled: config.fiscal.is_some(),
     };
-    let node =
-        Node::open(store, node_config, metrics.clone()).context("cannot load the replica")?;
-    tracing::info!(device = %node.identity().device, "writing as this device");
+    let logins = Logins::default();
+    let node = Node::open(store, node_config, metrics.clone(), logins.clone())
+        .context("cannot load the replica")?;
+    let identity = node.core().identity().clone();
+    tracing::info!(device = %identity.device, "writing as this device");
     let node = NodeHandle::new(node);
     let syncer = Syncer::new(
         node.clone(),
@@ -61,6 +64,8 @@ pub fn open_state(config: &RunConfig) -> anyhow::Result<AppState> {
     .context("cannot set up the hub client")?;
     Ok(AppState::new(
         node,
+        logins,
+        identity,
         Arc::new(syncer),
         metrics,
         config.admin_token.expose(),
@@ -128,7 +133,7 @@ pub async fn serve(config: RunConfig) -> anyhow::Result<()> {
 async fn run_retention(state: &AppState) {
     match state
         .node()
-        .call(|node| node.apply_retention(now_ms()))
+        .call(|node| node.retention().apply(now_ms()))
         .await
     {
         Ok(Ok(0)) => {}

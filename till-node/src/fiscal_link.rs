@@ -45,7 +45,7 @@ fn failure(error: impl std::fmt::Display) -> StoreFailure {
 impl JobStore for TillJobStore {
     async fn next_for_register(&self) -> Result<Option<JobRecord>, StoreFailure> {
         self.node
-            .call(|node| node.next_fiscal_job())
+            .call(|node| node.fiscal().next_job())
             .await
             .map_err(failure)?
             .map_err(failure)
@@ -53,7 +53,7 @@ impl JobStore for TillJobStore {
 
     async fn job_by_fd(&self, fd_number: u32) -> Result<Option<JobRecord>, StoreFailure> {
         self.node
-            .call(move |node| node.fiscal_job_by_fd(fd_number))
+            .call(move |node| node.fiscal().job_by_fd(fd_number))
             .await
             .map_err(failure)?
             .map_err(failure)
@@ -75,7 +75,7 @@ impl JobStore for TillJobStore {
         let message = entry.message.clone();
         match self
             .node
-            .call(move |node| node.append_fiscal_log(&entry))
+            .call(move |node| node.fiscal().append_fiscal_log(&entry))
             .await
         {
             Ok(Ok(())) => {}

@@ -1,21 +1,21 @@
 //! The sync loop with the hub: one [`Syncer`] per daemon.
 //!
-//! A sync *session* is the sync-engine client loop (see `sync_engine::client`): build a request
-//! under the node lock, post it to `{hub}/api/v1/sync` (no lock held while waiting), apply and
-//! persist the reply under the lock, until the session has nothing left to say. Sessions never
-//! overlap: they hold the `running` mutex, which is also what makes a forced sync answer 409
+//! A sync *round* is the sync-engine client loop (a `ClientSession`, see `sync_engine::client`)
+//! driven through [`HubSync`](crate::node::HubSync): build a request under the node lock, post
+//! it to `{hub}/api/v1/sync` (no lock held while waiting), apply and persist the reply under the
+//! lock — one round trip — until the round has nothing left to say. Rounds never overlap: they hold the `running` mutex, which is also what makes a forced sync answer 409
 //! while one is in progress.
 //!
-//! When sessions start: once at start, then every `--heartbeat-secs` while the link is online
-//! and the last session worked, every `--probe-secs` (default 1 s) while the link is degraded
-//! or offline or the last session failed (so buffered receipts reach a returning hub within
+//! When rounds start: once at start, then every `--heartbeat-secs` while the link is online
+//! and the last round worked, every `--probe-secs` (default 1 s) while the link is degraded
+//! or offline or the last round failed (so buffered receipts reach a returning hub within
 //! about a second, with no operator action), and right after a sale in every link state (a
 //! [`Notify`] holds at most one wake-up, so a burst of sales makes one push, never concurrent
-//! ones). See [`next_wait`]. Each session is one contact recorded in the [`LinkMonitor`]
+//! ones). See [`next_wait`]. Each round is one contact recorded in the [`LinkMonitor`]
 //! (latency, hub error, unreachable) and in the metrics.
 //!
 //! A document whose sync message exceeds the envelope limit cannot be sent at all (see
-//! `ClientSession::oversized`): after each session the loop sets `kkt_sync_oversized_docs`
+//! `ClientSession::oversized`): after each round the loop sets `kkt_sync_oversized_docs`
 //! and logs a warning naming each document that newly became too large.
 
 use std::collections::BTreeSet;
@@ -34,13 +34,13 @@ use crate::time::now_ms;
 /// How often the loop syncs: see [`next_wait`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyncTiming {
-    /// Between sessions while the link is online and the last session worked.
+    /// Between rounds while the link is online and the last round worked.
     pub heartbeat: Duration,
-    /// Between sessions otherwise (never longer than `heartbeat`).
+    /// Between rounds otherwise (never longer than `heartbeat`).
     pub probe: Duration,
 }
 
-/// How long the loop waits after a session, given the link as it stands: the heartbeat while
+/// How long the loop waits after a round, given the link as it stands: the heartbeat while
 /// online with no failure since, else the (shorter) probe interval.
 pub fn next_wait(link: &LinkSnapshot, timing: SyncTiming) -> Duration {
     if link.state == LinkState::Online && link.consecutive_failures == 0 {
@@ -61,13 +61,13 @@ pub const LINK_HOLD_MS: u64 = 90_000;
 pub struct LinkSnapshot {
     /// Online, degraded or offline.
     pub state: LinkState,
-    /// When a sync session last completed (Unix ms).
+    /// When a sync round last completed (Unix ms).
     pub last_sync_ms: Option<u64>,
-    /// When a session was last attempted (Unix ms).
+    /// When a round was last attempted (Unix ms).
     pub last_attempt_ms: Option<u64>,
-    /// Why the last session failed, if it did (no secrets, no bodies).
+    /// Why the last round failed, if it did (no secrets, no bodies).
     pub last_error: Option<String>,
-    /// Failed sessions in a row.
+    /// Failed rounds in a row.
     pub consecutive_failures: u32,
 }
 
@@ -77,18 +77,18 @@ struct LinkStatus {
     snapshot: LinkSnapshot,
 }
 
-/// What one completed session did.
+/// What one completed round did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// Round trips made.
     pub rounds: u32,
     /// Documents that received changes from the hub.
     pub docs_changed: usize,
-    /// Receipts the hub acknowledged in this session.
+    /// Receipts the hub acknowledged in this round.
     pub receipts_synced: usize,
 }
 
-/// Why a session failed.
+/// Why a round failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncFailure {
     /// The round trip failed.
@@ -116,7 +116,7 @@ impl SyncFailure {
     }
 }
 
-/// Runs sync sessions with the hub. See the module documentation.
+/// Runs sync rounds with the hub. See the module documentation.
 #[derive(Debug)]
 pub struct Syncer {
     node: NodeHandle,
@@ -126,7 +126,7 @@ pub struct Syncer {
     link: Mutex<LinkStatus>,
     running: Arc<tokio::sync::Mutex<()>>,
     wake: Notify,
-    /// Documents too large to sync, as of the last session that built a request.
+    /// Documents too large to sync, as of the last round that built a request.
     oversized: Mutex<BTreeSet<DocId>>,
 }
 
@@ -163,7 +163,7 @@ impl Syncer {
         })
     }
 
-    /// Documents too large to sync, as of the last session.
+    /// Documents too large to sync, as of the last round.
     pub fn oversized_docs(&self) -> Vec<DocId> {
         self.oversized
             .lock()
@@ -182,18 +182,18 @@ impl Syncer {
             .clone()
     }
 
-    /// Whether a session is running now.
+    /// Whether a round is running now.
     pub fn is_running(&self) -> bool {
         self.running.try_lock().is_err()
     }
 
     /// Asks for a push now (after a sale), whatever the link state; the wake-up is one stored
-    /// permit, so a burst of sales during a session makes exactly one more session.
+    /// permit, so a burst of sales during a round makes exactly one more round.
     pub fn notify_sale(&self) {
         self.wake.notify_one();
     }
 
-    /// Starts a session in the background unless one is running; returns whether it started.
+    /// Starts a round in the background unless one is running; returns whether it started.
     pub fn try_start(self: &Arc<Self>) -> bool {
         let Ok(guard) = Arc::clone(&self.running).try_lock_owned() else {
             return false;
@@ -206,13 +206,13 @@ impl Syncer {
         true
     }
 
-    /// Runs one session now, waiting for a running one to finish first.
+    /// Runs one round now, waiting for a running one to finish first.
     pub async fn sync_now(&self) -> Result<SyncReport, SyncFailure> {
         let _guard = self.running.lock().await;
         self.run_logged().await
     }
 
-    /// Runs sessions until `shutdown` turns true. See the module documentation for timing.
+    /// Runs rounds until `shutdown` turns true. See the module documentation for timing.
     pub async fn run_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
@@ -234,10 +234,10 @@ impl Syncer {
         tracing::debug!("sync loop stopped");
     }
 
-    /// One session (caller holds `running`), with logging, link state and metrics.
+    /// One round (caller holds `running`), with logging, link state and metrics.
     async fn run_logged(&self) -> Result<SyncReport, SyncFailure> {
         let started = Instant::now();
-        let result = self.run_session().await;
+        let result = self.run_round().await;
         let elapsed = started.elapsed();
         self.metrics
             .sync_duration_seconds
@@ -258,7 +258,7 @@ impl Syncer {
                     docs_changed = report.docs_changed,
                     receipts_synced = report.receipts_synced,
                     elapsed_ms = elapsed.as_millis(),
-                    "sync session done"
+                    "sync round done"
                 );
                 Some(Check::Answered {
                     latency_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
@@ -294,34 +294,37 @@ impl Syncer {
         result
     }
 
-    /// One session; afterwards, whatever its outcome, records which documents were too large.
-    async fn run_session(&self) -> Result<SyncReport, SyncFailure> {
+    /// One round; afterwards, whatever its outcome, records which documents were too large.
+    async fn run_round(&self) -> Result<SyncReport, SyncFailure> {
         let mut oversized = None;
-        let result = self.run_rounds(&mut oversized).await;
+        let result = self.run_round_trips(&mut oversized).await;
         if let Some(oversized) = oversized {
             self.note_oversized(oversized);
         }
         result
     }
 
-    /// The rounds of one session. `oversized` is set from the session after each request it
-    /// builds (it stays `None` when the session never got that far).
-    async fn run_rounds(
+    /// The round trips of one round. `oversized` is set from the client after each request it
+    /// builds (it stays `None` when the round never got that far).
+    async fn run_round_trips(
         &self,
         oversized: &mut Option<BTreeSet<DocId>>,
     ) -> Result<SyncReport, SyncFailure> {
-        let mut session = self.node.call(|node| node.start_sync_session()).await??;
+        let mut client = self
+            .node
+            .call(|node| node.hub_sync().start_round())
+            .await??;
         let mut report = SyncReport::default();
         loop {
             let (returned, request, too_large) = self
                 .node
                 .call(move |node| {
-                    let request = node.sync_next_request(&mut session);
-                    let too_large: BTreeSet<DocId> = session.oversized().cloned().collect();
-                    (session, request, too_large)
+                    let request = node.hub_sync().next_request(&mut client);
+                    let too_large: BTreeSet<DocId> = client.oversized().cloned().collect();
+                    (client, request, too_large)
                 })
                 .await?;
-            session = returned;
+            client = returned;
             *oversized = Some(too_large);
             let Some(request) = request? else {
                 break;
@@ -330,11 +333,11 @@ impl Syncer {
             let (returned, outcome) = self
                 .node
                 .call(move |node| {
-                    let outcome = node.sync_apply_reply(&mut session, &reply);
-                    (session, outcome)
+                    let outcome = node.hub_sync().apply_reply(&mut client, &reply);
+                    (client, outcome)
                 })
                 .await?;
-            session = returned;
+            client = returned;
             let outcome = outcome?;
             report.rounds += 1;
             report.docs_changed += outcome.docs_changed;

@@ -182,7 +182,7 @@ async fn receipts_reach_the_hub_once_and_the_catalogue_comes_back() {
         let has_catalogue = till
             .state
             .node()
-            .call(|node| node.replica().get(&catalogue_id()).is_some())
+            .call(|node| node.core().replica().get(&catalogue_id()).is_some())
             .await
             .expect("node");
         assert!(has_catalogue);
@@ -217,8 +217,8 @@ async fn receipts_reach_the_hub_once_and_the_catalogue_comes_back() {
         .node()
         .call(|node| {
             (
-                node.replica().get(&catalogue_id()).is_some(),
-                node.replica().unsynced_total().receipts,
+                node.core().replica().get(&catalogue_id()).is_some(),
+                node.core().replica().unsynced_total().receipts,
             )
         })
         .await
@@ -436,7 +436,7 @@ async fn sealed_sessions_are_dropped_only_after_retention_and_once_the_hub_has_t
     let retention = |at: u64| {
         let node = till.state.node().clone();
         async move {
-            node.call(move |node| node.apply_retention(at))
+            node.call(move |node| node.retention().apply(at))
                 .await
                 .expect("node")
                 .expect("retention")

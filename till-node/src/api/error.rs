@@ -163,15 +163,15 @@ impl From<NodeError> for ApiError {
                 "The till stopped recording after a storage failure; nothing was recorded. Call support.",
             )
             .with_internal(reason),
-            NodeError::NoOpenSession => conflict(
+            NodeError::NoOpenShift => conflict(
                 "no_open_session",
                 "No cash session is open on this till; open one first.".to_owned(),
             ),
-            NodeError::SessionAlreadyOpen(id) => conflict(
+            NodeError::ShiftAlreadyOpen(id) => conflict(
                 "session_already_open",
                 format!("Cash session {id} is already open; close it first."),
             ),
-            NodeError::SessionNotFound(id) => ApiError::new(
+            NodeError::ShiftNotFound(id) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "session_not_found",
                 format!("Cash session {id} is not on this till."),
@@ -220,7 +220,8 @@ impl From<NodeError> for ApiError {
             | NodeError::Clock(_)
             | NodeError::Identity(_)
             | NodeError::Sync(_)
-            | NodeError::RefundStored(_)) => ApiError::internal(other.to_string()),
+            | NodeError::RefundStored(_)
+            | NodeError::Encode { .. }) => ApiError::internal(other.to_string()),
         }
     }
 }

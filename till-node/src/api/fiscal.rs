@@ -226,7 +226,7 @@ pub async fn logs(
     }
     let records = state
         .node()
-        .call(move |node| node.store().fiscal_log(level, limit))
+        .call(move |node| node.core().store().fiscal_log(level, limit))
         .await?
         .map_err(crate::node::NodeError::from)?;
     let entries = records
@@ -246,7 +246,7 @@ pub async fn logs(
 pub async fn dead_letters(State(state): State<AppState>) -> Result<Response, ApiError> {
     let rows = state
         .node()
-        .call(|node| node.store().outbox_dead_letters(1000))
+        .call(|node| node.core().store().outbox_dead_letters(1000))
         .await?
         .map_err(crate::node::NodeError::from)?;
     let entries = rows
@@ -268,7 +268,7 @@ pub async fn requeue(State(state): State<AppState>) -> Result<Response, ApiError
     let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
     let count = state
         .node()
-        .call(move |node| node.requeue_dead_letters(now))
+        .call(move |node| node.fiscal().requeue_dead_letters(now))
         .await??;
     if let Some(link) = state.fiscal() {
         let _ = link.handle.send(Command::RequeueOfd);

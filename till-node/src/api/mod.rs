@@ -5,18 +5,28 @@
 //! - [`RouteAccess::Admin`] routes need `Authorization: Bearer <admin token>` (`--admin-token`):
 //!   401 when missing or malformed, 403 when wrong. Tokens are compared as SHA-256 digests in
 //!   constant time and never logged.
+//! - [`RouteAccess::Cashier`] routes need `Authorization: Bearer <token>` from a PIN login
+//!   (`POST /v1/pos/login`): 401 `login_required` otherwise. Tokens are checked against the
+//!   login cache ([`Logins`]), without the node lock.
 //! - [`RouteAccess::Public`] routes are open on this local daemon, which listens on the till's own
-//!   address for the POS page of that till. Cashier PIN authentication arrives with the browser
-//!   POS issue; until then anything that can reach the port can sell.
+//!   address for the POS page of that till: anything that can reach the port can call them
+//!   (the HTTP cashier routes of `session` and `kkt` included).
 //!
 //! Every body is limited to [`MAX_BODY_BYTES`] (413 beyond), and every request to
 //! [`REQUEST_TIMEOUT`] from its headers to its answer, body included (408 beyond), so a stuck
 //! client or a wedged call cannot hold a connection and its task forever. [`app`] builds the router from a
 //! state and is separate from starting a server, so tests drive it with `oneshot`.
 //!
-//! Submodules: `session` (cashier routes), `status` (support routes), `body` (parsing,
-//! canonical JSON, idempotency key), `error` (error bodies).
+//! The node's operations return domain results and [`NodeError`](crate::node::NodeError);
+//! the HTTP shapes are made here: `answer` ([`Answer`]: status, JSON body, replay mark),
+//! `error` (error bodies and the status of every node error).
+//!
+//! Submodules: `session` (shift, cash, sale and refund routes), `pos` (the browser POS's login,
+//! approval, logout and sync), `fiscal` (register support routes), `printed` (the `printed`
+//! answer of a sale), `status` (support routes), `body` (parsing, canonical JSON, idempotency
+//! key), `answer`, `error`.
 
+mod answer;
 pub mod body;
 pub mod error;
 mod fiscal;
@@ -27,7 +37,7 @@ mod status;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -42,9 +52,10 @@ use tower_http::trace::TraceLayer;
 
 use crate::fiscal_link::FiscalLink;
 use crate::metrics::Metrics;
-use crate::node::NodeHandle;
-use crate::pos::throttle::PinThrottle;
+use crate::node::{Identity, NodeHandle};
+use crate::pos::logins::Logins;
 use crate::sync_loop::Syncer;
+pub use answer::Answer;
 pub use error::ApiError;
 
 /// Largest request body (256 KiB); a receipt of 500 lines is ~100 KiB.
@@ -161,8 +172,8 @@ struct Shared {
     buffer_capacity: u32,
     fiscal: Option<FiscalLink>,
     print_wait: Duration,
-    pin_throttle: Arc<Mutex<PinThrottle>>,
-    approve_throttle: Arc<Mutex<PinThrottle>>,
+    logins: Logins,
+    identity: Identity,
     web_dir: Option<PathBuf>,
 }
 
@@ -175,9 +186,12 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// The state of one daemon. Only a digest of `admin_token` is kept.
+    /// The state of one daemon. `logins` is the node's login cache and `identity` the node's
+    /// (fixed once it is open). Only a digest of `admin_token` is kept.
     pub fn new(
         node: NodeHandle,
+        logins: Logins,
+        identity: Identity,
         syncer: Arc<Syncer>,
         metrics: Metrics,
         admin_token: &str,
@@ -192,8 +206,8 @@ impl AppState {
                 buffer_capacity,
                 fiscal: None,
                 print_wait: Duration::ZERO,
-                pin_throttle: Arc::default(),
-                approve_throttle: Arc::default(),
+                logins,
+                identity,
                 web_dir: None,
             }),
         }
@@ -214,18 +228,14 @@ impl AppState {
         self.map_shared(|shared| shared.web_dir = dir)
     }
 
-    /// The wrong-secret throttle of the PIN login, or of the manager's approval (kept apart, so
-    /// that a cashier's own login does not reset the count of guesses at a manager's secret).
-    fn throttle(&self, approval: bool) -> std::sync::MutexGuard<'_, PinThrottle> {
-        let throttle = if approval {
-            &self.inner.approve_throttle
-        } else {
-            &self.inner.pin_throttle
-        };
-        // The throttle is a plain counter: a panic elsewhere cannot leave it inconsistent.
-        throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Who this till is (store, till, device, peer ids); read without the node lock.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// The browser POS's logins, staff list and wrong-secret throttles.
+    pub fn logins(&self) -> &Logins {
+        &self.inner.logins
     }
 
     /// A state with `change` applied (the settings are fixed once serving starts).
@@ -240,8 +250,8 @@ impl AppState {
                 buffer_capacity: inner.buffer_capacity,
                 fiscal: inner.fiscal.clone(),
                 print_wait: inner.print_wait,
-                pin_throttle: Arc::clone(&inner.pin_throttle),
-                approve_throttle: Arc::clone(&inner.approve_throttle),
+                logins: inner.logins.clone(),
+                identity: inner.identity.clone(),
                 web_dir: inner.web_dir.clone(),
             },
         };

@@ -7,7 +7,13 @@
 //!   discount above the cashier's limit.
 //! - `POST /v1/pos/logout` (cashier token).
 //! - `POST /v1/pos/sync` (cashier token): one sync round, envelope in, envelope out
-//!   (`Node::pos_sync_round`); the envelope's sender must be the page the token was issued to.
+//!   (`PageSync::round`); the envelope's sender must be the page the token was issued to.
+//!
+//! Token checks, the staff list and the throttles are served by the login cache
+//! ([`Logins`](crate::pos::logins::Logins)) without the node lock; only making a login or
+//! logout durable goes through the node.
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,7 +35,7 @@ use super::AppState;
 use crate::node::NodeError;
 use crate::pos::pin::{find_member, role_name};
 use crate::pos::policy::pos_peer_id;
-use crate::pos::tokens::{new_token, PosSession, TOKEN_TTL_MS};
+use crate::pos::tokens::{new_token, PosLogin, TOKEN_TTL_MS};
 use crate::time::now_ms;
 
 /// Largest sync envelope the page may send (the hub's limit; a first sync carries the page's
@@ -54,7 +60,7 @@ fn pos_unauthorized() -> ApiError {
     )
 }
 
-/// Middleware of the cashier routes: a live login token, whose session is handed to the
+/// Middleware of the cashier routes: a live login token, whose login is handed to the
 /// handler as an extension.
 pub async fn require_cashier(
     State(state): State<AppState>,
@@ -64,31 +70,23 @@ pub async fn require_cashier(
     let Some(token) = bearer(request.headers()).map(str::to_owned) else {
         return Err(pos_unauthorized());
     };
-    let session = state
-        .node()
-        .call(move |node| node.pos_session(&token))
-        .await??;
-    let Some(session) = session else {
+    let Some(login) = state.logins().login(&token, now_ms()) else {
         return Err(pos_unauthorized());
     };
-    request.extensions_mut().insert(session);
+    request.extensions_mut().insert(login);
     Ok(next.run(request).await)
 }
 
 /// The staff list, or 503 when the hub has not sent it to this till yet.
-async fn staff(state: &AppState) -> Result<Vec<StaffMember>, ApiError> {
-    state
-        .node()
-        .call(|node| node.staff_members())
-        .await??
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_staff_list",
-                "This till has not received its staff list from the hub yet; connect it to the \
+async fn staff(state: &AppState) -> Result<Arc<Vec<StaffMember>>, ApiError> {
+    state.logins().staff_members()?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_staff_list",
+            "This till has not received its staff list from the hub yet; connect it to the \
                  hub once.",
-            )
-        })
+        )
+    })
 }
 
 /// Checks `secret` on a blocking thread, throttled: 429 while locked, 401 when wrong. The
@@ -101,15 +99,15 @@ async fn check_secret(
     let approval = !roles.contains(&StaffRole::Cashier);
     let members = staff(state).await?;
     state
-        .throttle(approval)
-        .begin(now_ms())
+        .logins()
+        .begin_attempt(approval, now_ms())
         .map_err(too_many_attempts)?;
     let found = tokio::task::spawn_blocking(move || find_member(&members, &secret, roles))
         .await
         .map_err(|e| ApiError::internal(format!("PIN check task failed: {e}")))?;
     match found {
         Some(member) => {
-            state.throttle(approval).succeed();
+            state.logins().attempt_succeeded(approval);
             Ok(member)
         }
         None => {
@@ -139,7 +137,7 @@ pub async fn login(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body: LoginRequest = typed(json_value(body, false)?)?;
-    let identity = state.node().call(|node| node.identity().clone()).await?;
+    let identity = state.identity();
     if body.device.starts_with("node")
         || actor_id(&identity.store, &identity.till, &body.device).is_err()
     {
@@ -157,18 +155,18 @@ pub async fn login(
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_device", e.to_string()).with_field("device")
     })?;
     let (token, _) = new_token();
-    let session = PosSession {
+    let login = PosLogin {
         login: member.login.clone(),
         role: role_name(member.role).to_owned(),
         device: body.device.clone(),
         peer: peer.clone(),
         expires_at_ms: now_ms().saturating_add(TOKEN_TTL_MS),
     };
-    let stored = session.clone();
+    let stored = login.clone();
     let stored_token = token.clone();
     state
         .node()
-        .call(move |node| node.put_pos_session(&stored_token, &stored))
+        .call(move |node| node.record_login(&stored_token, &stored))
         .await??;
     tracing::info!(login = %member.login, device = %body.device, "cashier logged in");
     Ok(Json(LoginAnswer {
@@ -180,7 +178,7 @@ pub async fn login(
         device: body.device,
         peer,
         till_peer: identity.peer.to_string(),
-        expires_at_ms: Some(session.expires_at_ms),
+        expires_at_ms: Some(login.expires_at_ms),
     })
     .into_response())
 }
@@ -209,7 +207,7 @@ pub async fn logout(
         .ok_or_else(pos_unauthorized)?;
     state
         .node()
-        .call(move |node| node.delete_pos_session(&token))
+        .call(move |node| node.end_login(&token))
         .await??;
     Ok(Json(LogoutAnswer {
         status: LogoutStatus::LoggedOut,
@@ -220,7 +218,7 @@ pub async fn logout(
 /// `POST /v1/pos/sync`.
 pub async fn sync(
     State(state): State<AppState>,
-    Extension(session): Extension<PosSession>,
+    Extension(login): Extension<PosLogin>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -248,7 +246,7 @@ pub async fn sync(
     })?;
     let round = state
         .node()
-        .call(move |node| node.pos_sync_round(&session, &request))
+        .call(move |node| node.page_sync().round(&login, &request))
         .await?
         .map_err(sync_error)?;
     if round.new_receipts > 0 {

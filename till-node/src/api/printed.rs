@@ -10,8 +10,7 @@ use serde::Serialize;
 use till_api::session::{ReceiptAnswer, ReceiptStatus};
 use tokio::time::Instant;
 
-use super::AppState;
-use crate::node::Answer;
+use super::{Answer, AppState};
 use crate::store::OutboxStage;
 
 /// The `printed` answer: the receipt answer's fields, then the register's document.
@@ -27,7 +26,7 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
     let Some(link) = state.fiscal() else {
         return answer;
     };
-    if answer.status != 200 {
+    if answer.status != axum::http::StatusCode::OK {
         return answer;
     }
     let Ok(ReceiptAnswer { receipt_id, .. }) =
@@ -41,7 +40,7 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
         progress.mark_unchanged();
         let looked = state
             .node()
-            .call(move |node| node.fiscal_state(receipt_id))
+            .call(move |node| node.fiscal().fiscal_state(receipt_id))
             .await;
         if let Ok(Ok(Some((stage, Some(stamp))))) = looked {
             if matches!(stage, OutboxStage::Fiscalised | OutboxStage::Acknowledged) {

@@ -1,4 +1,5 @@
-//! Handlers of the cashier routes: sessions, cash movements and receipts.
+//! Handlers of the cash-shift routes (`/v1/session/...`, `/v1/kkt/receipt`, `/v1/pos/refund`):
+//! shifts, cash movements, sales and refunds, run on the node's `Shifts`.
 //!
 //! Each write parses and validates its body here, then runs on the node (blocking thread,
 //! node lock) where it is committed durably before the answer is built. A successful write
@@ -18,16 +19,15 @@ use till_api::session::{
 
 use super::body::{idempotency, json_value, typed};
 use super::error::ApiError;
-use super::AppState;
-use crate::node::{Answer, NodeError, RefundOutcome};
+use super::{Answer, AppState};
+use crate::node::{NodeError, Recorded, RefundOutcome, Shifts};
 
 /// Turns a node answer into an HTTP response (marking replays).
 fn respond(state: &AppState, answer: Answer) -> Response {
     if !answer.replayed {
         state.syncer().notify_sale();
     }
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, answer.body).into_response();
+    let mut response = (answer.status, answer.body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -39,13 +39,17 @@ fn respond(state: &AppState, answer: Answer) -> Response {
     response
 }
 
+/// Runs a shift write on the node and answers with what it recorded.
 async fn run_write<F>(state: &AppState, write: F) -> Result<Response, ApiError>
 where
-    F: FnOnce(&mut crate::node::Node) -> Result<Answer, NodeError> + Send + 'static,
+    F: FnOnce(&mut Shifts<'_>) -> Result<Recorded, NodeError> + Send + 'static,
 {
-    let answer = state.node().call(write).await??;
+    let recorded = state
+        .node()
+        .call(|node| write(&mut node.shifts()))
+        .await??;
     wake_pipeline(state);
-    Ok(respond(state, answer))
+    Ok(respond(state, recorded.into()))
 }
 
 /// A write may have queued a fiscal job: let the pipeline know at once.
@@ -64,8 +68,8 @@ pub async fn open(
     let value = json_value(body, false)?;
     let idem = idempotency(&headers, &value, false)?;
     let body: OpenSessionRequest = typed(value)?;
-    run_write(&state, move |node| {
-        node.open_session(body.cashier, body.opening_cash, idem.as_ref())
+    run_write(&state, move |shifts| {
+        shifts.open(body.cashier, body.opening_cash, idem.as_ref())
     })
     .await
 }
@@ -79,8 +83,8 @@ pub async fn cash(
     let value = json_value(body, false)?;
     let idem = idempotency(&headers, &value, false)?;
     let body: CashRequest = typed(value)?;
-    run_write(&state, move |node| {
-        node.cash_movement(body.kind.into(), body.amount, body.reason, idem.as_ref())
+    run_write(&state, move |shifts| {
+        shifts.cash_movement(body.kind.into(), body.amount, body.reason, idem.as_ref())
     })
     .await
 }
@@ -98,18 +102,18 @@ pub async fn close(
     } else {
         typed(value)?
     };
-    run_write(&state, move |node| {
-        node.close_session(body.cashier, idem.as_ref())
+    run_write(&state, move |shifts| {
+        shifts.close(body.cashier, idem.as_ref())
     })
     .await
 }
 
 /// `GET /v1/session/current`.
 pub async fn current(State(state): State<AppState>) -> Result<Json<SessionSummary>, ApiError> {
-    match state.node().call(|node| node.current_summary()).await? {
+    match state.node().call(|node| node.shifts().summary()).await? {
         Ok(summary) => Ok(Json(summary)),
         // Asking "what is open?" when nothing is open is a lookup that found nothing.
-        Err(NodeError::NoOpenSession) => Err(ApiError::new(
+        Err(NodeError::NoOpenShift) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_open_session",
             "No cash session is open on this till.",
@@ -133,7 +137,7 @@ pub async fn receipts(
     })?;
     let receipts = state
         .node()
-        .call(move |node| node.session_receipts(session_id))
+        .call(move |node| node.shifts().receipts(session_id))
         .await??;
     Ok(Json(SessionReceipts {
         session_id,
@@ -152,12 +156,12 @@ pub async fn receipt(
     let value = json_value(body, false)?;
     let idem = idempotency(&headers, &value, true)?;
     let draft: ReceiptDraft = typed(value)?;
-    let answer = state
+    let recorded = state
         .node()
-        .call(move |node| node.sell(draft, idem.as_ref()))
+        .call(move |node| node.shifts().sell(draft, idem.as_ref()))
         .await??;
     wake_pipeline(&state);
-    let answer = super::printed::upgrade(&state, answer).await;
+    let answer = super::printed::upgrade(&state, recorded.into()).await;
     Ok(respond(&state, answer))
 }
 
@@ -181,12 +185,12 @@ pub async fn refund(
     let body: RefundRequest = typed(value)?;
     let outcome = state
         .node()
-        .call(move |node| node.refund(body, &idem))
+        .call(move |node| node.shifts().refund(body, &idem))
         .await??;
     wake_pipeline(&state);
     match outcome {
-        RefundOutcome::Done(answer) => {
-            let answer = super::printed::upgrade(&state, answer).await;
+        RefundOutcome::Done(recorded) => {
+            let answer = super::printed::upgrade(&state, recorded.into()).await;
             Ok(respond(&state, answer))
         }
         RefundOutcome::Pending {

@@ -115,22 +115,28 @@ async fn node_facts(state: &AppState) -> Result<NodeFacts, ApiError> {
         .node()
         .call(|node| {
             node.refresh_gauges();
-            let unsynced = node.replica().unsynced_total();
+            let session_opened_ms = node.shifts().opened_ms();
+            let outbox = {
+                let fiscal = node.fiscal();
+                if fiscal.enabled() {
+                    fiscal.outbox_stats().ok()
+                } else {
+                    None
+                }
+            };
+            let core = node.core();
+            let unsynced = core.replica().unsynced_total();
             NodeFacts {
                 queued: unsynced.receipts,
                 oldest_receipt_ms: unsynced.oldest_receipt_ms,
-                write_block: node.write_block(),
-                drift_ms: node.hlc_drift_ms(),
-                schema_version: node.store().schema_version(),
-                docs: node.replica().ids().count(),
-                session_open: node.current_session().is_some(),
-                clock_rejections: node.clock_rejections().clone(),
-                outbox: if node.fiscal_enabled() {
-                    node.outbox_stats().ok()
-                } else {
-                    None
-                },
-                session_opened_ms: node.session_opened_ms(),
+                write_block: core.write_block(),
+                drift_ms: core.hlc_drift_ms(),
+                schema_version: core.store().schema_version(),
+                docs: core.replica().ids().count(),
+                session_open: core.open_shift().is_some(),
+                clock_rejections: core.clock_rejections().clone(),
+                outbox,
+                session_opened_ms,
             }
         })
         .await?;

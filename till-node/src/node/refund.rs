@@ -8,8 +8,8 @@ use crdt_model::receipt::{ItemDraft, PaymentDraft, ReceiptDraft, ReceiptKind};
 use crdt_model::{Receipt, ReceiptId};
 use till_api::RefundRequest;
 
-use super::ops::{Answer, IdempotencyRequest};
-use super::{Node, NodeError};
+use super::error::NodeError;
+use super::shift::{replay, IdempotencyRequest, Recorded, Shifts};
 use crate::store::{OutboxStage, RefundSaga, SagaState, WriteBatch};
 use crate::time::now_ms;
 
@@ -22,7 +22,7 @@ const SAGAS_PER_ROUND: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefundOutcome {
     /// The refund receipt is durable (or this is the stored answer of an earlier request).
-    Done(Answer),
+    Done(Recorded),
     /// The original is not fiscalised yet: kept, retried automatically.
     Pending {
         /// When to ask again.
@@ -72,17 +72,17 @@ fn refund_draft(body: RefundRequest, original: &Receipt) -> Result<ReceiptDraft,
     })
 }
 
-impl Node {
+impl Shifts<'_> {
     /// Refunds (part of) a sale of this till; see the module doc.
     pub fn refund(
         &mut self,
         body: RefundRequest,
         idem: &IdempotencyRequest,
     ) -> Result<RefundOutcome, NodeError> {
-        if let Some(answer) = self.replay(Some(idem))? {
+        if let Some(answer) = replay(self.core, Some(idem))? {
             return Ok(RefundOutcome::Done(answer));
         }
-        self.ensure_writable()?;
+        self.core.ensure_writable()?;
         let original_id = body.original_receipt_id;
         let original = self
             .find_receipt(original_id)
@@ -90,7 +90,7 @@ impl Node {
         if original.kind != ReceiptKind::Sale {
             return Err(NodeError::NotRefundable(original_id));
         }
-        let saga = self.store.refund_saga(&idem.key)?;
+        let saga = self.core.store.refund_saga(&idem.key)?;
         if let Some(saga) = &saga {
             if saga.request_sha256 != idem.request_sha256 {
                 return Err(NodeError::IdempotencyConflict);
@@ -99,20 +99,21 @@ impl Node {
         if !self.is_fiscalised(original_id)? {
             if saga.is_none() {
                 let now = i64::try_from(now_ms()).unwrap_or(i64::MAX);
+                let request = serde_json::to_vec(&body)
+                    .map_err(|e| NodeError::encode("a refund request", &e))?;
                 let mut batch = WriteBatch::new();
                 batch.put_refund_saga(RefundSaga {
                     idem_key: idem.key.clone(),
                     request_sha256: idem.request_sha256,
                     original_receipt_id: original_id.to_string(),
-                    // Serializing our own body type cannot fail.
-                    request: serde_json::to_vec(&body).unwrap_or_default(),
+                    request,
                     state: SagaState::Pending,
                     attempts: 0,
                     last_error: None,
                     created_at_ms: now,
                     updated_at_ms: now,
                 });
-                self.store.commit(batch)?;
+                self.core.store.commit(batch)?;
                 tracing::info!(original = %original_id, "refund waits for its original");
             }
             return Ok(RefundOutcome::Pending {
@@ -132,22 +133,26 @@ impl Node {
     /// Whether the register has made the document of receipt `id`. A receipt with no outbox
     /// row was made before a register was attached or purged after acknowledgement.
     fn is_fiscalised(&self, id: ReceiptId) -> Result<bool, NodeError> {
-        if !self.fiscal_enabled {
+        if !self.fiscal.enabled {
             return Ok(true);
         }
-        Ok(self.store.outbox_entry(&id.to_string())?.is_none_or(|row| {
-            matches!(
-                row.stage,
-                OutboxStage::Fiscalised | OutboxStage::Acknowledged
-            )
-        }))
+        Ok(self
+            .core
+            .store
+            .outbox_entry(&id.to_string())?
+            .is_none_or(|row| {
+                matches!(
+                    row.stage,
+                    OutboxStage::Fiscalised | OutboxStage::Acknowledged
+                )
+            }))
     }
 
     /// Runs the sagas waiting for `original` (just fiscalised). A saga that cannot run yet (no
     /// open session, buffer full) stays pending with its error, for the next fiscalisation or
     /// the client's retry.
     pub(super) fn run_refund_sagas(&mut self, original: &str) -> Result<(), NodeError> {
-        let sagas = self.store.refund_sagas_pending(SAGAS_PER_ROUND)?;
+        let sagas = self.core.store.refund_sagas_pending(SAGAS_PER_ROUND)?;
         for saga in sagas
             .into_iter()
             .filter(|saga| saga.original_receipt_id == original)
@@ -174,7 +179,7 @@ impl Node {
                         Some(error.to_string()),
                         now,
                     );
-                    self.store.commit(batch)?;
+                    self.core.store.commit(batch)?;
                     tracing::warn!(key = %saga.idem_key, %error, "pending refund cannot run yet");
                 }
             }

@@ -7,7 +7,10 @@ use crdt_model::receipt::ReceiptDraft;
 use crdt_model::{Kopecks, StoreId, TillId};
 
 use super::*;
-use crate::store::WriteOp;
+use crate::pos::logins::Logins;
+use crate::pos::tokens::PosLogin;
+use crate::store::{Store, WriteBatch, WriteOp};
+use sync_engine::DocId;
 
 fn config() -> NodeConfig {
     NodeConfig {
@@ -22,7 +25,27 @@ fn config() -> NodeConfig {
 
 fn open(dir: &std::path::Path) -> Node {
     let store = Store::open(dir).expect("store");
-    Node::open(store, config(), Metrics::new().expect("metrics")).expect("node")
+    Node::open(
+        store,
+        config(),
+        Metrics::new().expect("metrics"),
+        Logins::default(),
+    )
+    .expect("node")
+}
+
+/// One local edit of `id` made durable through the core's one commit path.
+fn commit_change(
+    node: &mut Node,
+    id: &DocId,
+    message: &str,
+    side: WriteBatch,
+) -> Result<(), NodeError> {
+    let core = &mut node.core;
+    let mut commit = core.begin("test");
+    commit.side = side;
+    core.seal(&mut commit, id, message.to_owned(), 1)?;
+    core.commit(commit)
 }
 
 fn draft(price: i64) -> ReceiptDraft {
@@ -45,20 +68,23 @@ fn idem(key: &str) -> IdempotencyRequest {
 fn a_failed_commit_rebuilds_the_document_from_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("Иванова".into(), Kopecks(0), None)
+    node.shifts()
+        .open("Иванова".into(), Kopecks(0), None)
         .expect("open");
-    node.sell(draft(1000), Some(&idem("a"))).expect("sale");
-    let id = node.current_session().cloned().expect("session");
-    let heads_before = node.replica.get_mut(&id).expect("doc").doc.get_heads();
+    node.shifts()
+        .sell(draft(1000), Some(&idem("a")))
+        .expect("sale");
+    let id = node.core.open_shift().cloned().expect("session");
+    let heads_before = node.core.replica.get_mut(&id).expect("doc").doc.get_heads();
 
     // Append a receipt in memory, then make the store refuse the batch (an invalid write is
     // refused before any SQL runs, exactly like a failed fsync from the node's point of view).
     let receipt_count = |node: &Node| {
-        let doc = &node.replica.get(&id).expect("doc").doc;
+        let doc = &node.core.replica.get(&id).expect("doc").doc;
         crdt_model::session::read(doc).expect("read").receipts.len()
     };
     {
-        let loaded = node.replica.get_mut(&id).expect("doc");
+        let loaded = node.core.replica.get_mut(&id).expect("doc");
         let view = crdt_model::session::read(&loaded.doc).expect("read");
         let mut receipt = view.receipts[0].clone();
         receipt.id = crdt_model::ReceiptId::new(uuid::Uuid::new_v4());
@@ -69,18 +95,17 @@ fn a_failed_commit_rebuilds_the_document_from_the_store() {
         key: String::new(),
         value: Vec::new(),
     });
-    let error = node
-        .commit_change(&id, "receipt:x".into(), 1, bad)
-        .expect_err("refused");
+    let error = commit_change(&mut node, &id, "receipt:x", bad).expect_err("refused");
     assert!(matches!(error, NodeError::Store(_)), "{error}");
     assert_eq!(receipt_count(&node), 1, "the unsaved receipt is gone");
-    let loaded = node.replica.get_mut(&id).expect("doc");
+    let loaded = node.core.replica.get_mut(&id).expect("doc");
     assert_eq!(loaded.doc.get_heads(), heads_before);
     assert_eq!(loaded.saved_heads, heads_before);
-    assert_eq!(loaded.doc.get_actor(), &node.identity.actor);
+    assert_eq!(loaded.doc.get_actor(), &node.core.identity.actor);
 
     // And the node still sells.
-    node.sell(draft(500), Some(&idem("b")))
+    node.shifts()
+        .sell(draft(500), Some(&idem("b")))
         .expect("sale after failure");
     assert_eq!(receipt_count(&node), 2);
 }
@@ -89,15 +114,22 @@ fn a_failed_commit_rebuilds_the_document_from_the_store() {
 fn a_broken_node_refuses_writes_but_replays_answers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("Иванова".into(), Kopecks(0), None)
+    node.shifts()
+        .open("Иванова".into(), Kopecks(0), None)
         .expect("open");
-    let first = node.sell(draft(1000), Some(&idem("a"))).expect("sale");
+    let first = node
+        .shifts()
+        .sell(draft(1000), Some(&idem("a")))
+        .expect("sale");
     node.mark_broken("disk gone");
     assert!(matches!(
-        node.sell(draft(1000), Some(&idem("b"))),
+        node.shifts().sell(draft(1000), Some(&idem("b"))),
         Err(NodeError::Unavailable(_))
     ));
-    let replay = node.sell(draft(1000), Some(&idem("a"))).expect("replay");
+    let replay = node
+        .shifts()
+        .sell(draft(1000), Some(&idem("a")))
+        .expect("replay");
     assert!(replay.replayed);
     assert_eq!(replay.body, first.body);
 }
@@ -107,24 +139,25 @@ fn clock_and_actor_survive_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let last = {
         let mut node = open(dir.path());
-        node.open_session("Иванова".into(), Kopecks(0), None)
+        node.shifts()
+            .open("Иванова".into(), Kopecks(0), None)
             .expect("open");
         for _ in 0..3 {
-            node.sell(draft(100), None).expect("sale");
+            node.shifts().sell(draft(100), None).expect("sale");
         }
-        node.clock.last().cloned().expect("clock used")
+        node.core.clock.last().cloned().expect("clock used")
     };
     let mut node = open(dir.path());
-    let next = node.clock.now(0);
+    let next = node.core.clock.now(0);
     assert!(
         next > last,
         "{next} must follow {last} even with the wall clock at 0"
     );
-    let id = node.current_session().cloned().expect("session reopened");
-    let actor = node.identity.actor.clone();
-    let doc = &mut node.replica.get_mut(&id).expect("doc").doc;
+    let id = node.core.open_shift().cloned().expect("session reopened");
+    let actor = node.core.identity.actor.clone();
+    let doc = &mut node.core.replica.get_mut(&id).expect("doc").doc;
     assert_eq!(doc.get_actor(), &actor);
-    let stored_device = node.store.meta_string(DEVICE_META_KEY).expect("meta");
+    let stored_device = node.core.store.meta_string(DEVICE_META_KEY).expect("meta");
     let expected = format!(
         "S1/T1/{}",
         stored_device.expect("a device name was persisted")
@@ -144,17 +177,18 @@ fn unsynced_counts_follow_sales_and_survive_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut node = open(dir.path());
-        node.open_session("Иванова".into(), Kopecks(0), None)
+        node.shifts()
+            .open("Иванова".into(), Kopecks(0), None)
             .expect("open");
         for _ in 0..4 {
-            node.sell(draft(100), None).expect("sale");
+            node.shifts().sell(draft(100), None).expect("sale");
         }
-        let total = node.replica.unsynced_total();
+        let total = node.core.replica.unsynced_total();
         assert_eq!(total.receipts, 4);
         assert_eq!(total.changes, 5);
     }
     let node = open(dir.path());
-    let total = node.replica.unsynced_total();
+    let total = node.core.replica.unsynced_total();
     assert_eq!(
         total.receipts, 4,
         "recounted from the stored commit messages"
@@ -228,10 +262,11 @@ async fn a_document_too_large_to_sync_is_reported_after_the_session() {
     let dir = tempfile::tempdir().expect("tempdir");
     let metrics = Metrics::new().expect("metrics");
     let store = Store::open(dir.path()).expect("store");
-    let mut node = Node::open(store, config(), metrics.clone()).expect("node");
-    node.open_session("Иванова".into(), Kopecks(0), None)
+    let mut node = Node::open(store, config(), metrics.clone(), Logins::default()).expect("node");
+    node.shifts()
+        .open("Иванова".into(), Kopecks(0), None)
         .expect("open");
-    node.sell(draft(1000), None).expect("sale");
+    node.shifts().sell(draft(1000), None).expect("sale");
     let timing = SyncTiming {
         heartbeat: Duration::from_secs(30),
         probe: Duration::from_secs(1),
@@ -247,10 +282,11 @@ async fn a_document_too_large_to_sync_is_reported_after_the_session() {
     // Incompressible bytes over the sync message limit: this change can never be sent.
     let id = handle
         .call(|node| {
-            let id = node.current_session().cloned().expect("session");
+            let id = node.core.open_shift().cloned().expect("session");
             let mut blob = vec![0u8; sync_engine::MAX_MESSAGE_BYTES + 1024 * 1024];
             rand::rng().fill_bytes(&mut blob);
-            node.replica
+            node.core
+                .replica
                 .get_mut(&id)
                 .expect("doc")
                 .doc
@@ -260,8 +296,7 @@ async fn a_document_too_large_to_sync_is_reported_after_the_session() {
                     automerge::ScalarValue::Bytes(blob),
                 )
                 .expect("put");
-            node.commit_change(&id, "attachment".into(), 1, WriteBatch::new())
-                .expect("stored");
+            commit_change(node, &id, "attachment", WriteBatch::new()).expect("stored");
             id
         })
         .await
@@ -274,4 +309,100 @@ async fn a_document_too_large_to_sync_is_reported_after_the_session() {
     assert_eq!(metrics.sync_oversized_docs.get(), 1);
     let text = metrics.render().expect("render");
     assert!(text.contains("kkt_sync_oversized_docs 1"), "{text}");
+}
+
+#[test]
+fn logins_are_durable_and_answered_from_the_cache_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let open_with = |logins: &Logins| {
+        let store = Store::open(dir.path()).expect("store");
+        Node::open(
+            store,
+            config(),
+            Metrics::new().expect("metrics"),
+            logins.clone(),
+        )
+        .expect("node")
+    };
+    let login = PosLogin {
+        login: "ivanova".into(),
+        role: "cashier".into(),
+        device: "tab1".into(),
+        peer: "pos:S1/T1/tab1".into(),
+        expires_at_ms: 10_000,
+    };
+    {
+        let logins = Logins::default();
+        let mut node = open_with(&logins);
+        assert!(
+            logins.staff_members().expect("staff").is_none(),
+            "no staff document yet"
+        );
+        node.record_login("token-a", &login).expect("login");
+        node.record_login("token-b", &login).expect("login");
+        assert_eq!(logins.login("token-a", 1_000), Some(login.clone()));
+        assert_eq!(logins.login("token-a", 10_000), None, "expired");
+        node.end_login("token-b").expect("logout");
+        assert_eq!(logins.login("token-b", 1_000), None);
+    }
+    let logins = Logins::default();
+    let mut node = open_with(&logins);
+    assert_eq!(
+        logins.login("token-a", 1_000),
+        Some(login),
+        "survives a restart"
+    );
+    assert_eq!(logins.login("token-b", 1_000), None, "the logout too");
+    assert_eq!(node.retention().purge_logins(20_000).expect("purge"), 1);
+    assert_eq!(
+        logins.login("token-a", 1_000),
+        None,
+        "purged from the cache as well"
+    );
+}
+
+#[test]
+fn the_login_cache_follows_every_commit_of_the_staff_document() {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use crdt_model::staff::{self, StaffMember, StaffRole};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let logins = Logins::default();
+    let store = Store::open(dir.path()).expect("store");
+    let mut node = Node::open(
+        store,
+        config(),
+        Metrics::new().expect("metrics"),
+        logins.clone(),
+    )
+    .expect("node");
+    let member = |login: &str| StaffMember {
+        login: login.to_owned(),
+        role: StaffRole::Cashier,
+        secret_hash: argon2::Argon2::default()
+            .hash_password(
+                b"2580",
+                &SaltString::encode_b64(format!("salt-for-{login}").as_bytes()).expect("salt"),
+            )
+            .expect("hash")
+            .to_string(),
+        active: true,
+        updated_at: crdt_model::hlc::Hlc::new(1_700_000_000_000, 0, "hub/hub").expect("hlc"),
+    };
+    let id = DocId::new(node.core.staff_doc()).expect("staff id");
+    let mut loaded = replica::LoadedDoc::empty(&node.core.identity.actor);
+    staff::init(&mut loaded.doc, &node.core.identity.store).expect("init");
+    staff::put_member(&mut loaded.doc, &member("ivanova")).expect("put");
+    node.core.replica.insert(id.clone(), loaded);
+    commit_change(&mut node, &id, "staff", WriteBatch::new()).expect("stored");
+    let names = |logins: &Logins| -> Vec<String> {
+        let members = logins.staff_members().expect("staff").expect("received");
+        members.iter().map(|m| m.login.clone()).collect()
+    };
+    assert_eq!(names(&logins), ["ivanova"]);
+
+    let doc = &mut node.core.replica.get_mut(&id).expect("doc").doc;
+    staff::put_member(doc, &member("petrova")).expect("put");
+    commit_change(&mut node, &id, "staff", WriteBatch::new()).expect("stored");
+    assert_eq!(names(&logins).len(), 2);
 }

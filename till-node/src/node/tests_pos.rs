@@ -15,7 +15,7 @@ use sync_engine::{AllowAll, ClientSession, DocId, PeerId};
 use uuid::Uuid;
 
 use super::*;
-use crate::pos::tokens::PosSession;
+use crate::pos::tokens::PosLogin;
 
 fn open(dir: &std::path::Path) -> Node {
     let store = Store::open(dir).expect("store");
@@ -27,7 +27,13 @@ fn open(dir: &std::path::Path) -> Node {
         buffer_capacity: 200,
         fiscal_enabled: true,
     };
-    Node::open(store, config, Metrics::new().expect("metrics")).expect("node")
+    Node::open(
+        store,
+        config,
+        Metrics::new().expect("metrics"),
+        Logins::default(),
+    )
+    .expect("node")
 }
 
 /// A browser replica driven by hand: its documents and its persisted sync states.
@@ -50,8 +56,8 @@ impl Page {
         }
     }
 
-    fn login(&self) -> PosSession {
-        PosSession {
+    fn login(&self) -> PosLogin {
+        PosLogin {
             login: "ivanova".into(),
             role: "cashier".into(),
             device: self.device.clone(),
@@ -62,12 +68,12 @@ impl Page {
 
     /// Runs a whole sync session with the node, as the page's loop does.
     fn sync(&mut self, node: &mut Node) -> Result<usize, NodeError> {
-        let till = node.identity().peer.clone();
+        let till = node.core.identity().peer.clone();
         let mut session = ClientSession::new(self.peer.clone(), till, self.states.clone());
         let mut new_receipts = 0;
         let login = self.login();
         while let Some(request) = session.next_request(&mut self.docs, &AllowAll)? {
-            let round = node.pos_sync_round(&login, &request)?;
+            let round = node.page_sync().round(&login, &request)?;
             new_receipts += round.new_receipts;
             let outcome = session.apply_reply(&mut self.docs, &AllowAll, &round.reply)?;
             for done in outcome.docs {
@@ -132,14 +138,19 @@ fn draft(price: i64) -> ReceiptDraft {
 }
 
 fn queued(node: &Node) -> u64 {
-    node.outbox_stats().expect("stats").unacknowledged()
+    node.core()
+        .store()
+        .outbox_stats()
+        .expect("stats")
+        .unacknowledged()
 }
 
 #[test]
 fn receipts_sold_in_the_page_get_one_fiscal_job_each() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("ivanova".into(), Kopecks(0), None)
+    node.shifts()
+        .open("ivanova".into(), Kopecks(0), None)
         .expect("open");
     let mut page = Page::new("wpage1");
     assert_eq!(page.sync(&mut node).expect("first sync"), 0);
@@ -155,8 +166,8 @@ fn receipts_sold_in_the_page_get_one_fiscal_job_each() {
     page.states.clear(); // the page lost its sync states: it resends everything
     assert_eq!(page.sync(&mut node).expect("resend"), 0);
     assert_eq!(queued(&node), 3);
-    let id = node.current_session().cloned().expect("session");
-    let held = session::receipt_ids(&node.replica().get(&id).expect("doc").doc).expect("ids");
+    let id = node.core.open_shift().cloned().expect("session");
+    let held = session::receipt_ids(&node.core.replica().get(&id).expect("doc").doc).expect("ids");
     for receipt in sold {
         assert!(held.contains(&receipt));
     }
@@ -166,9 +177,10 @@ fn receipts_sold_in_the_page_get_one_fiscal_job_each() {
 fn a_receipt_sold_through_the_api_is_not_queued_twice_when_the_page_syncs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("ivanova".into(), Kopecks(0), None)
+    node.shifts()
+        .open("ivanova".into(), Kopecks(0), None)
         .expect("open");
-    node.sell(draft(500), None).expect("api sale");
+    node.shifts().sell(draft(500), None).expect("api sale");
     assert_eq!(queued(&node), 1);
     let mut page = Page::new("wpage2");
     page.sync(&mut node).expect("sync");
@@ -181,7 +193,8 @@ fn a_receipt_sold_through_the_api_is_not_queued_twice_when_the_page_syncs() {
 fn a_change_by_another_tills_device_refuses_the_round_and_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("ivanova".into(), Kopecks(0), None)
+    node.shifts()
+        .open("ivanova".into(), Kopecks(0), None)
         .expect("open");
     let mut page = Page::new("wpage3");
     page.sync(&mut node).expect("sync");
@@ -211,11 +224,11 @@ fn a_change_by_another_tills_device_refuses_the_round_and_stores_nothing() {
     let error = page.sync(&mut node).expect_err("forged author refused");
     assert!(matches!(error, NodeError::Sync(_)), "{error}");
     assert_eq!(queued(&node), 0);
-    let held = session::receipt_ids(&node.replica().get(&id).expect("doc").doc).expect("ids");
+    let held = session::receipt_ids(&node.core.replica().get(&id).expect("doc").doc).expect("ids");
     assert!(held.is_empty(), "nothing of the refused round is held");
     drop(node);
     let node = open(dir.path());
-    let held = session::receipt_ids(&node.replica().get(&id).expect("doc").doc).expect("ids");
+    let held = session::receipt_ids(&node.core.replica().get(&id).expect("doc").doc).expect("ids");
     assert!(held.is_empty(), "nothing of the refused round was stored");
 }
 
@@ -223,10 +236,11 @@ fn a_change_by_another_tills_device_refuses_the_round_and_stores_nothing() {
 fn another_page_cannot_use_this_pages_peer_id() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("ivanova".into(), Kopecks(0), None)
+    node.shifts()
+        .open("ivanova".into(), Kopecks(0), None)
         .expect("open");
     let mut page = Page::new("wpage4");
-    let till = node.identity().peer.clone();
+    let till = node.core.identity().peer.clone();
     let mut session = ClientSession::new(page.peer.clone(), till, BTreeMap::new());
     let request = session
         .next_request(&mut page.docs, &AllowAll)
@@ -236,7 +250,8 @@ fn another_page_cannot_use_this_pages_peer_id() {
     other.peer = "pos:S1/T1/wother".into();
     other.device = "wother".into();
     let error = node
-        .pos_sync_round(&other, &request)
+        .page_sync()
+        .round(&other, &request)
         .expect_err("sender mismatch");
     assert!(matches!(error, NodeError::Sync(_)), "{error}");
 }
@@ -245,7 +260,8 @@ fn another_page_cannot_use_this_pages_peer_id() {
 fn the_page_may_not_rewrite_a_receipt_the_till_holds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("ivanova".into(), Kopecks(0), None)
+    node.shifts()
+        .open("ivanova".into(), Kopecks(0), None)
         .expect("open");
     let mut page = Page::new("wpage5");
     page.sync(&mut node).expect("sync");
@@ -278,7 +294,7 @@ fn the_page_may_not_rewrite_a_receipt_the_till_holds() {
     doc.commit();
     let error = page.sync(&mut node).expect_err("rewrite refused");
     assert!(matches!(error, NodeError::PageChange(_)), "{error}");
-    let held = node.session_receipts(session_id).expect("receipts");
+    let held = node.shifts().receipts(session_id).expect("receipts");
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].total, Kopecks(1_000), "the till kept the original");
 }
@@ -287,7 +303,8 @@ fn the_page_may_not_rewrite_a_receipt_the_till_holds() {
 fn a_session_the_till_does_not_hold_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut node = open(dir.path());
-    node.open_session("ivanova".into(), Kopecks(0), None)
+    node.shifts()
+        .open("ivanova".into(), Kopecks(0), None)
         .expect("open");
     let mut page = Page::new("wpage6");
     page.sync(&mut node).expect("sync");
@@ -316,5 +333,5 @@ fn a_session_the_till_does_not_hold_is_refused() {
     page.docs.insert(old.clone(), doc);
     let error = page.sync(&mut node).expect_err("refused");
     assert!(matches!(error, NodeError::Sync(_)), "{error}");
-    assert!(node.replica().get(&old).is_none());
+    assert!(node.core.replica().get(&old).is_none());
 }

@@ -1,4 +1,4 @@
-//! Login sessions of the browser POS: bearer tokens issued after a correct PIN.
+//! Logins of the browser POS: bearer tokens issued after a correct PIN.
 //!
 //! A token is 32 random bytes, hex; the till keeps only its SHA-256 (in the store's meta,
 //! under [`TOKEN_META_PREFIX`]) with who logged in and from which browser, so a copy of
@@ -18,7 +18,7 @@ pub const TOKEN_TTL_MS: u64 = 24 * 3_600_000;
 /// Who a token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PosSession {
+pub struct PosLogin {
     /// The staff member's login.
     pub login: String,
     /// `cashier` or `manager`.

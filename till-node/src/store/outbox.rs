@@ -159,7 +159,9 @@ impl OutboxUpdate {
                 )));
             }
         }
-        let result = self.fiscal_result.as_deref().unwrap_or_default();
+        let Some(result) = self.fiscal_result.as_deref() else {
+            return Ok(0);
+        };
         check_blob("fiscal result", result)?;
         Ok(result.len())
     }
@@ -478,7 +480,7 @@ impl Store {
             .map_err(sqlite)?;
         for count in counts {
             let (stage, n) = count.map_err(sqlite)?;
-            let n = u64::try_from(n).unwrap_or_default();
+            let n = row_count(n)?;
             match OutboxStage::parse(&stage) {
                 Some(OutboxStage::Queued) => stats.queued = n,
                 Some(OutboxStage::RegisterIntent) => stats.register_intent = n,
@@ -510,7 +512,7 @@ impl Store {
                 |row| row.get(0),
             )
             .map_err(sqlite)?;
-        stats.other_jobs_pending = u64::try_from(other).unwrap_or_default();
+        stats.other_jobs_pending = row_count(other)?;
         Ok(stats)
     }
 
@@ -525,4 +527,9 @@ impl Store {
             .map_err(|e| StoreError::from_sqlite("purge acknowledged outbox", e))
         })
     }
+}
+
+/// A row count read back from SQLite; a negative one means a corrupt database.
+fn row_count(n: i64) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("outbox row count {n} is negative")))
 }

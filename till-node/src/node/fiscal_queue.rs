@@ -1,7 +1,12 @@
-//! The node's side of the fiscal pipeline: fiscal jobs are queued in the same commit as the
-//! sale (or cash movement, or session close) that makes them, and every transition the
-//! pipeline reports is persisted here — together with the fiscal stamp written back into the
-//! session document, so the hub sees FN, FD, FP and the OFD status of every receipt.
+//! [`FiscalQueue`]: the till's side of the fiscal pipeline. Fiscal jobs are queued in the same
+//! commit as the sale (or cash movement, or shift close) that makes them ([`job_entry`]), and
+//! every transition the pipeline reports is persisted here — together with the fiscal stamp
+//! written back into the shift's document through [`Core::commit`], so the hub sees FN, FD, FP
+//! and the OFD status of every receipt.
+//!
+//! The mappings between the store's outbox rows and the pipeline's [`JobRecord`]s live here
+//! too ([`stamp_of`], `record_of`, `kind_of`, `stage_of`). A value that cannot be encoded or a
+//! stored job that cannot be read is an error with a log line, never a silent default.
 
 use crdt_model::session::{self, FiscalRecord, FiscalTarget, OfdState};
 use crdt_model::{Hlc, ReceiptId};
@@ -12,7 +17,8 @@ use fiscal::pipeline::{
 use sync_engine::DocId;
 use uuid::Uuid;
 
-use super::{Node, NodeError};
+use super::core::Core;
+use super::error::NodeError;
 use crate::store::{
     LogLevel, LogRecord, OutboxEntry, OutboxKind, OutboxRow, OutboxStage, OutboxStats,
     OutboxUpdate, WriteBatch,
@@ -41,30 +47,37 @@ fn ms(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// The fiscal stamp stored with an outbox row, if any.
+/// The fiscal stamp stored with an outbox row, if any. One that does not read back is logged
+/// and treated as absent (the row's stage still says what happened).
 pub fn stamp_of(row: &OutboxRow) -> Option<FiscalStamp> {
-    row.fiscal_result
-        .as_deref()
-        .and_then(|bytes| serde_json::from_slice(bytes).ok())
+    let bytes = row.fiscal_result.as_deref()?;
+    match serde_json::from_slice(bytes) {
+        Ok(stamp) => Some(stamp),
+        Err(error) => {
+            tracing::error!(job = %row.entry.receipt_id, %error, "unreadable fiscal stamp");
+            None
+        }
+    }
 }
 
-/// The outbox row of a new fiscal job.
+/// The outbox row of a new fiscal job. A job that does not encode is refused: an empty
+/// payload would be a job the register could never make.
 pub(super) fn job_entry(
     id: String,
     hlc: &Hlc,
     doc: &DocId,
     job: &FiscalJob,
     now_ms: u64,
-) -> OutboxEntry {
-    OutboxEntry {
+) -> Result<OutboxEntry, NodeError> {
+    let payload = serde_json::to_vec(job).map_err(|e| NodeError::encode("a fiscal job", &e))?;
+    Ok(OutboxEntry {
         receipt_id: id,
         hlc: hlc.to_string(),
         doc_id: doc.as_str().to_owned(),
-        // Serializing our own job type cannot fail.
-        payload: serde_json::to_vec(job).unwrap_or_default(),
+        payload,
         created_at_ms: ms(now_ms),
         kind: kind_of(job),
-    }
+    })
 }
 
 /// The id of a session's Z-report job.
@@ -72,18 +85,22 @@ pub(super) fn close_job_id(session: Uuid) -> String {
     format!("z:{session}")
 }
 
-impl Node {
-    /// Whether sales are queued for a register (the till was started with `--register`).
-    pub fn fiscal_enabled(&self) -> bool {
-        self.fiscal_enabled
-    }
+/// Whether the till queues fiscal jobs and how many it may hold unacknowledged.
+#[derive(Debug, Clone, Copy)]
+pub struct FiscalSettings {
+    /// Queue fiscal jobs for a register (the till was started with `--register`).
+    pub enabled: bool,
+    /// Capacity of the fiscal buffer (receipts the OFD has not acknowledged).
+    pub buffer_capacity: u32,
+}
 
+impl FiscalSettings {
     /// Refuses a sale when the fiscal buffer is full.
-    pub(super) fn check_buffer(&self) -> Result<(), NodeError> {
-        if !self.fiscal_enabled {
+    pub(super) fn check_buffer(&self, core: &Core) -> Result<(), NodeError> {
+        if !self.enabled {
             return Ok(());
         }
-        let stats = self.store.outbox_stats()?;
+        let stats = core.store.outbox_stats()?;
         let count = stats.unacknowledged();
         if count >= u64::from(self.buffer_capacity) {
             return Err(NodeError::BufferFull {
@@ -94,15 +111,56 @@ impl Node {
         Ok(())
     }
 
+    /// Sets the buffer and clock gauges from the current state. The buffer is the fiscal
+    /// one when a register is attached, else "not on the hub".
+    pub(super) fn refresh_gauges(&self, core: &Core) {
+        let metrics = &core.metrics;
+        let unsynced = core.replica.unsynced_total();
+        let unsynced_count = i64::try_from(unsynced.receipts).unwrap_or(i64::MAX);
+        metrics.unsynced_receipts.set(unsynced_count);
+        let buffered = if self.enabled {
+            core.store
+                .outbox_stats()
+                .map_or(unsynced.receipts, |stats| {
+                    usize::try_from(stats.unacknowledged()).unwrap_or(usize::MAX)
+                })
+        } else {
+            unsynced.receipts
+        };
+        metrics
+            .buffer_size
+            .set(i64::try_from(buffered).unwrap_or(i64::MAX));
+        metrics
+            .buffer_percent_full
+            .set(super::percent(buffered, self.buffer_capacity));
+        metrics
+            .hlc_drift_seconds
+            .set(core.hlc_drift_ms() as f64 / 1000.0);
+    }
+}
+
+/// The fiscal queue over the core: the register's next job, transitions, support's reads.
+#[derive(Debug)]
+pub struct FiscalQueue<'a> {
+    pub(super) core: &'a mut Core,
+    pub(super) settings: FiscalSettings,
+}
+
+impl FiscalQueue<'_> {
+    /// Whether sales are queued for a register (the till was started with `--register`).
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
     /// Per-stage counts of the fiscal buffer.
     pub fn outbox_stats(&self) -> Result<OutboxStats, NodeError> {
-        Ok(self.store.outbox_stats()?)
+        Ok(self.core.store.outbox_stats()?)
     }
 
     /// The oldest job the register has to work on.
-    pub fn next_fiscal_job(&mut self) -> Result<Option<JobRecord>, NodeError> {
+    pub fn next_job(&mut self) -> Result<Option<JobRecord>, NodeError> {
         loop {
-            let Some(row) = self.store.outbox_next_for_register()? else {
+            let Some(row) = self.core.store.outbox_next_for_register()? else {
                 return Ok(None);
             };
             match serde_json::from_slice::<FiscalJob>(&row.entry.payload) {
@@ -119,14 +177,19 @@ impl Node {
         }
     }
 
-    /// The job whose fiscal document is `fd`.
-    pub fn fiscal_job_by_fd(&self, fd: u32) -> Result<Option<JobRecord>, NodeError> {
-        let Some(row) = self.store.outbox_by_fd(fd)? else {
+    /// The job whose fiscal document is `fd` (`None` also when its stored job does not read
+    /// back, which is logged: the pipeline then treats the document as not its own).
+    pub fn job_by_fd(&self, fd: u32) -> Result<Option<JobRecord>, NodeError> {
+        let Some(row) = self.core.store.outbox_by_fd(fd)? else {
             return Ok(None);
         };
-        Ok(serde_json::from_slice::<FiscalJob>(&row.entry.payload)
-            .ok()
-            .map(|job| record_of(&row, job)))
+        match serde_json::from_slice::<FiscalJob>(&row.entry.payload) {
+            Ok(job) => Ok(Some(record_of(&row, job))),
+            Err(error) => {
+                tracing::error!(job = %row.entry.receipt_id, fd, %error, "unreadable fiscal job");
+                Ok(None)
+            }
+        }
     }
 
     /// The stage and stamp of receipt `id`, if it is in the outbox.
@@ -135,19 +198,25 @@ impl Node {
         id: ReceiptId,
     ) -> Result<Option<(OutboxStage, Option<FiscalStamp>)>, NodeError> {
         Ok(self
+            .core
             .store
             .outbox_entry(&id.to_string())?
             .map(|row| (row.stage, stamp_of(&row))))
     }
 
-    /// Persists what the pipeline reports.
-    pub fn apply_fiscal(&mut self, transition: Transition, now_ms: u64) -> Result<(), NodeError> {
+    /// Persists what the pipeline reports. Returns the receipt just fiscalised, whose waiting
+    /// refunds can be made now.
+    pub fn apply(
+        &mut self,
+        transition: Transition,
+        now_ms: u64,
+    ) -> Result<Option<String>, NodeError> {
         match transition {
             Transition::Intent { id, attempts } => self.update_by_id(&id, |update| {
                 update.stage = OutboxStage::RegisterIntent;
                 update.attempts = attempts;
                 update.next_attempt_at_ms = None;
-            }),
+            })?,
             Transition::RegisterRetry {
                 id,
                 attempts,
@@ -158,7 +227,7 @@ impl Node {
                 update.attempts = attempts;
                 update.last_error = Some(error);
                 update.next_attempt_at_ms = Some(ms(next_attempt_at_ms));
-            }),
+            })?,
             Transition::RegisterDeadLetter {
                 id,
                 attempts,
@@ -167,10 +236,10 @@ impl Node {
                 update.stage = OutboxStage::DeadLetter;
                 update.attempts = attempts;
                 update.last_error = Some(error);
-            }),
+            })?,
             Transition::Fiscalised { id, stamp } => {
-                let Some(row) = self.store.outbox_entry(&id)? else {
-                    return Ok(());
+                let Some(row) = self.core.store.outbox_entry(&id)? else {
+                    return Ok(None);
                 };
                 let stage = if stamp.is_some() {
                     OutboxStage::Fiscalised
@@ -180,26 +249,25 @@ impl Node {
                 self.stamp_row(&row, stage, 0, None, stamp, now_ms)?;
                 if row.kind == OutboxKind::Receipt {
                     // Refunds waiting for this receipt can be made now.
-                    self.run_refund_sagas(&id)?;
+                    return Ok(Some(id));
                 }
-                Ok(())
             }
             Transition::OfdAcknowledged { fd_number, at_ms } => {
-                let Some(row) = self.store.outbox_by_fd(fd_number)? else {
-                    return Ok(());
+                let Some(row) = self.core.store.outbox_by_fd(fd_number)? else {
+                    return Ok(None);
                 };
                 let stamp = stamp_of(&row).map(|mut stamp| {
                     stamp.ofd_status = OfdStatus::Acknowledged;
                     stamp
                 });
-                self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, stamp, at_ms)
+                self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, stamp, at_ms)?;
             }
             Transition::OfdCaughtUp {
                 fn_number,
                 first_unsent_fd,
                 at_ms,
             } => {
-                let rows = self.store.outbox_in_stage(
+                let rows = self.core.store.outbox_in_stage(
                     OutboxStage::Fiscalised,
                     crate::store::outbox::MAX_OUTBOX_READ,
                 )?;
@@ -225,7 +293,6 @@ impl Node {
                     stamp.ofd_status = OfdStatus::Acknowledged;
                     self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, Some(stamp), at_ms)?;
                 }
-                Ok(())
             }
             Transition::OfdRetry {
                 fd_number,
@@ -233,22 +300,22 @@ impl Node {
                 error,
                 next_attempt_at_ms,
             } => {
-                let Some(row) = self.store.outbox_by_fd(fd_number)? else {
-                    return Ok(());
+                let Some(row) = self.core.store.outbox_by_fd(fd_number)? else {
+                    return Ok(None);
                 };
                 self.update_row(&row, row.stage, |update| {
                     update.attempts = attempts;
                     update.last_error = Some(error);
                     update.next_attempt_at_ms = Some(ms(next_attempt_at_ms));
-                })
+                })?;
             }
             Transition::OfdDeadLetter {
                 fd_number,
                 attempts,
                 error,
             } => {
-                let Some(row) = self.store.outbox_by_fd(fd_number)? else {
-                    return Ok(());
+                let Some(row) = self.core.store.outbox_by_fd(fd_number)? else {
+                    return Ok(None);
                 };
                 let stamp = stamp_of(&row).map(|mut stamp| {
                     stamp.ofd_status = OfdStatus::DeadLetter;
@@ -261,22 +328,15 @@ impl Node {
                     Some(error),
                     stamp,
                     now_ms,
-                )
+                )?;
             }
         }
+        Ok(None)
     }
 
     /// Puts dead-lettered jobs back into the drain (support's requeue).
     pub fn requeue_dead_letters(&mut self, now_ms: i64) -> Result<usize, NodeError> {
-        Ok(self.store.outbox_requeue_dead_letters(now_ms)?)
-    }
-
-    /// When the open session was opened (Unix ms): the shift clock.
-    pub fn session_opened_ms(&mut self) -> Option<u64> {
-        let id = self.current_session.clone()?;
-        self.session_header(&id)
-            .ok()
-            .map(|(_, opened_ms)| opened_ms)
+        Ok(self.core.store.outbox_requeue_dead_letters(now_ms)?)
     }
 
     /// Keeps a pipeline log line for `GET /v1/kkt/buffer/logs`.
@@ -286,7 +346,7 @@ impl Node {
             PipelineLevel::Warn => LogLevel::Warn,
             PipelineLevel::Error => LogLevel::Error,
         };
-        self.store.append_fiscal_log(&LogRecord {
+        self.core.store.append_fiscal_log(&LogRecord {
             at_ms: ms(entry.at_ms),
             level,
             stage: entry.stage.clone(),
@@ -301,7 +361,7 @@ impl Node {
         id: &str,
         change: impl FnOnce(&mut OutboxUpdate),
     ) -> Result<(), NodeError> {
-        match self.store.outbox_entry(id)? {
+        match self.core.store.outbox_entry(id)? {
             Some(row) => self.update_row(&row, row.stage, change),
             None => Ok(()),
         }
@@ -317,7 +377,7 @@ impl Node {
         change(&mut update);
         let mut batch = WriteBatch::new();
         batch.update_outbox(update);
-        Ok(self.store.commit(batch)?)
+        Ok(self.core.store.commit(batch)?)
     }
 
     /// Moves a row to `stage` with `stamp` and writes the stamp into the session document in
@@ -337,23 +397,34 @@ impl Node {
         update.next_attempt_at_ms = None;
         if let Some(stamp) = &stamp {
             update.fd_number = Some(stamp.fd_number);
-            update.fiscal_result = serde_json::to_vec(stamp).ok();
+            let encoded =
+                serde_json::to_vec(stamp).map_err(|e| NodeError::encode("a fiscal stamp", &e))?;
+            update.fiscal_result = Some(encoded);
         }
         let mut batch = WriteBatch::new();
         batch.update_outbox(update);
+        // A row whose receipt or document id does not parse keeps its outbox state; the
+        // stamp cannot reach a document, and support has to see why.
         let target = match row.kind {
-            OutboxKind::Receipt => row
-                .entry
-                .receipt_id
-                .parse::<Uuid>()
-                .ok()
-                .map(|uuid| FiscalTarget::Receipt(ReceiptId::new(uuid))),
+            OutboxKind::Receipt => match row.entry.receipt_id.parse::<Uuid>() {
+                Ok(uuid) => Some(FiscalTarget::Receipt(ReceiptId::new(uuid))),
+                Err(error) => {
+                    tracing::error!(job = %row.entry.receipt_id, %error, "a receipt job with an unreadable receipt id: stamp not written into the document");
+                    None
+                }
+            },
             OutboxKind::CloseShift => Some(FiscalTarget::ShiftClose),
             OutboxKind::CashIn | OutboxKind::CashOut => None,
         };
-        let doc = DocId::new(row.entry.doc_id.clone()).ok();
+        let doc = match DocId::new(row.entry.doc_id.clone()) {
+            Ok(doc) => Some(doc),
+            Err(error) => {
+                tracing::error!(job = %row.entry.receipt_id, doc = %row.entry.doc_id, %error, "a fiscal job with an unreadable document id: stamp not written into the document");
+                None
+            }
+        };
         let (Some(stamp), Some(target), Some(doc)) = (stamp, target, doc) else {
-            return Ok(self.store.commit(batch)?);
+            return Ok(self.core.store.commit(batch)?);
         };
         let record = FiscalRecord {
             fn_number: stamp.fn_number.clone(),
@@ -369,18 +440,22 @@ impl Node {
             },
             ofd_acknowledged_at_ms: (stamp.ofd_status == OfdStatus::Acknowledged).then_some(now_ms),
         };
-        let Some(loaded) = self.replica.get_mut(&doc) else {
-            // The session left the till (retention): the hub has it; keep the outbox right.
-            return Ok(self.store.commit(batch)?);
+        let mut commit = self.core.begin("fiscal stamp");
+        let Some(loaded) = self.core.replica.get_mut(&doc) else {
+            // The shift left the till (retention): the hub has it; keep the outbox right.
+            return Ok(self.core.store.commit(batch)?);
         };
         if let Err(error) = session::record_fiscal(&mut loaded.doc, target, &record) {
             loaded.doc.rollback();
             tracing::error!(doc = %doc, %error, "cannot write the fiscal stamp into the session");
-            return Ok(self.store.commit(batch)?);
+            return Ok(self.core.store.commit(batch)?);
         }
         let message = format!("fiscal:{}:{}", row.entry.receipt_id, stage.as_str());
-        self.commit_change(&doc, message, now_ms, batch)?;
-        self.note_local_change(&doc, now_ms, false);
+        commit.side = batch;
+        self.core.seal(&mut commit, &doc, message, now_ms)?;
+        self.core.commit(commit)?;
+        self.core.note_local_change(&doc, now_ms, false);
+        self.settings.refresh_gauges(self.core);
         Ok(())
     }
 }
