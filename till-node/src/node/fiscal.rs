@@ -3,11 +3,12 @@
 //! pipeline reports is persisted here — together with the fiscal stamp written back into the
 //! session document, so the hub sees FN, FD, FP and the OFD status of every receipt.
 
-use crdt_model::session::{self, FiscalRecord, FiscalTarget, OfdState};
+use crdt_model::commit_tag;
+use crdt_model::fiscal::OfdState;
+use crdt_model::session::{self, FiscalTarget};
 use crdt_model::{Hlc, ReceiptId};
 use fiscal::pipeline::{
-    FiscalJob, FiscalStamp, JobRecord, LogEntry, LogLevel as PipelineLevel, OfdStatus, Stage,
-    Transition,
+    FiscalJob, FiscalStamp, JobRecord, LogEntry, LogLevel as PipelineLevel, Stage, Transition,
 };
 use sync_engine::DocId;
 use uuid::Uuid;
@@ -189,7 +190,7 @@ impl Node {
                     return Ok(());
                 };
                 let stamp = stamp_of(&row).map(|mut stamp| {
-                    stamp.ofd_status = OfdStatus::Acknowledged;
+                    stamp.ofd_status = OfdState::Acknowledged;
                     stamp
                 });
                 self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, stamp, at_ms)
@@ -222,7 +223,7 @@ impl Node {
                         fd = stamp.fd_number,
                         "the FN already had this document acknowledged: recorded now"
                     );
-                    stamp.ofd_status = OfdStatus::Acknowledged;
+                    stamp.ofd_status = OfdState::Acknowledged;
                     self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, Some(stamp), at_ms)?;
                 }
                 Ok(())
@@ -251,7 +252,7 @@ impl Node {
                     return Ok(());
                 };
                 let stamp = stamp_of(&row).map(|mut stamp| {
-                    stamp.ofd_status = OfdStatus::DeadLetter;
+                    stamp.ofd_status = OfdState::DeadLetter;
                     stamp
                 });
                 self.stamp_row(
@@ -355,20 +356,7 @@ impl Node {
         let (Some(stamp), Some(target), Some(doc)) = (stamp, target, doc) else {
             return Ok(self.store.commit(batch)?);
         };
-        let record = FiscalRecord {
-            fn_number: stamp.fn_number.clone(),
-            fd_number: stamp.fd_number,
-            fiscal_sign: stamp.fiscal_sign,
-            shift_number: stamp.shift_number,
-            receipt_number: stamp.receipt_number,
-            datetime_unix: stamp.datetime_unix,
-            ofd_status: match stamp.ofd_status {
-                OfdStatus::Pending => OfdState::Pending,
-                OfdStatus::Acknowledged => OfdState::Acknowledged,
-                OfdStatus::DeadLetter => OfdState::DeadLetter,
-            },
-            ofd_acknowledged_at_ms: (stamp.ofd_status == OfdStatus::Acknowledged).then_some(now_ms),
-        };
+        let record = stamp.to_record(now_ms);
         let Some(loaded) = self.replica.get_mut(&doc) else {
             // The session left the till (retention): the hub has it; keep the outbox right.
             return Ok(self.store.commit(batch)?);
@@ -378,7 +366,7 @@ impl Node {
             tracing::error!(doc = %doc, %error, "cannot write the fiscal stamp into the session");
             return Ok(self.store.commit(batch)?);
         }
-        let message = format!("fiscal:{}:{}", row.entry.receipt_id, stage.as_str());
+        let message = commit_tag::fiscal(&row.entry.receipt_id, stage.as_str());
         self.commit_change(&doc, message, now_ms, batch)?;
         self.note_local_change(&doc, now_ms, false);
         Ok(())

@@ -7,6 +7,7 @@
 //! checked (even on a till that stopped writing: the answer is already durable); the same key
 //! with a different request is refused. Failed requests leave no record.
 
+use crdt_model::commit_tag;
 use crdt_model::ids::DocKey;
 use crdt_model::receipt::{ReceiptDraft, ReceiptKind};
 use crdt_model::session::{self, CashMovement, MovementKind, SessionHeader};
@@ -16,7 +17,7 @@ use sync_engine::DocId;
 use uuid::Uuid;
 
 use super::fiscal::{close_job_id, job_entry};
-use super::replica::{LoadedDoc, RECEIPT_MESSAGE_PREFIX};
+use super::replica::LoadedDoc;
 use super::views::{CloseRecord, MovementAck, SaleAck, SessionOpened, SessionSummary};
 use super::{doc_id, CachedHeader, Node, NodeError};
 use crate::store::{IdempotencyRecord, WriteBatch};
@@ -125,7 +126,7 @@ impl Node {
             opening_cash,
         });
         let extra = Self::record(idem, &body, now);
-        self.commit_change(&id, format!("session_open:{session_id}"), now, extra)?;
+        self.commit_change(&id, commit_tag::session_open(session_id), now, extra)?;
         self.note_local_change(&id, now, false);
         self.current_session = Some(id);
         tracing::info!(session = %session_id, "cash session opened");
@@ -181,7 +182,7 @@ impl Node {
             let entry = job_entry(movement.id.to_string(), &movement.hlc, &id, &job, now);
             extra.enqueue_outbox(entry);
         }
-        self.commit_change(&id, format!("cash:{}", movement.id), now, extra)?;
+        self.commit_change(&id, commit_tag::cash(movement.id), now, extra)?;
         self.note_local_change(&id, now, false);
         Ok(Answer {
             status: 200,
@@ -254,12 +255,7 @@ impl Node {
             };
             extra.enqueue_outbox(job_entry(receipt_id.to_string(), &hlc, &id, &job, now));
         }
-        self.commit_change(
-            &id,
-            format!("{RECEIPT_MESSAGE_PREFIX}{receipt_id}"),
-            now,
-            extra,
-        )?;
+        self.commit_change(&id, commit_tag::receipt(receipt_id), now, extra)?;
         self.note_local_change(&id, now, true);
         self.metrics.receipts_accepted_total.inc();
         Ok(Answer {
@@ -302,7 +298,7 @@ impl Node {
             let job_id = close_job_id(*session_id.as_uuid());
             extra.enqueue_outbox(job_entry(job_id, &closed_at, &id, &job, now));
         }
-        self.commit_change(&id, format!("session_close:{session_id}"), now, extra)?;
+        self.commit_change(&id, commit_tag::session_close(session_id), now, extra)?;
         self.note_local_change(&id, now, false);
         self.current_session = None;
         self.maybe_compact(&id, true);
