@@ -20,6 +20,7 @@ use crate::db::{DbError, DbTx, StoredDoc};
 use crate::sync::round::{clock_json, doc_meta, COMPACT_AFTER_CHUNKS};
 use automerge::transaction::CommitOptions;
 use automerge::{AutoCommit, ChangeHash};
+use crdt_model::commit_tag;
 use crdt_model::staff::{self, StaffWrite};
 use crdt_model::{DocKey, HlcClock, StaffMember, StaffRole, StoreId};
 
@@ -187,7 +188,7 @@ fn build(
         }
     }
     let commit = CommitOptions::default()
-        .with_message(format!("staff:{}", member.login))
+        .with_message(commit_tag::staff(&member.login))
         .with_time(i64::try_from(wall_ms).unwrap_or(i64::MAX));
     doc.commit_with(commit);
     let chunk = if stored.is_none() {

@@ -3,9 +3,9 @@
 //! The hub (peer `hub`) may read and write the store's catalogue (`catalogue/<store>`), the
 //! store's staff credentials (`staff/<store>`) and this till's own session documents
 //! (`session/<store>/<till>/<uuid>`); nothing else. Authorship is checked per change the till
-//! does not hold yet: a session change must be authored by a device of this till, a catalogue
-//! change by a till of this store or by a hub process, a staff change by a hub process only
-//! (the hub alone writes credentials; its policy makes the document read-only for tills). A
+//! does not hold yet, by [`crdt_model::authorship`]'s rule: a session change must be authored
+//! by a device of this till, a catalogue change by a till of this store or by a hub process, a
+//! staff change by a hub process only (the hub's policy makes it read-only for tills). A
 //! forged "hub" change inside a session, a till-authored staff change, or another store's
 //! document refuses the whole reply.
 //!
@@ -18,7 +18,8 @@
 use std::collections::BTreeSet;
 
 use automerge::ActorId;
-use crdt_model::ids::{parse_actor, ActorOwner, DocKey};
+use crdt_model::authorship;
+use crdt_model::ids::DocKey;
 use crdt_model::{StoreId, TillId};
 use sync_engine::{Access, DocId, PeerId, SharePolicy};
 
@@ -105,15 +106,10 @@ impl SharePolicy for TillPolicy {
         let Ok(key) = DocKey::parse(doc.as_str()) else {
             return false;
         };
-        match (key, parse_actor(actor)) {
-            (DocKey::Catalogue { .. }, ActorOwner::Hub { .. }) => true,
-            (DocKey::Catalogue { .. }, ActorOwner::Till { store, .. }) => store == self.store,
-            (DocKey::Session { .. }, ActorOwner::Till { store, till, .. }) => {
-                store == self.store && till == self.till
-            }
-            (DocKey::Staff { store }, ActorOwner::Hub { .. }) => store == self.store,
-            _ => false,
-        }
+        // This till's documents only (another store's staff, say, is refused even from a hub
+        // process); who may write them is the model's rule.
+        let ours = *key.store() == self.store && key.till().is_none_or(|till| *till == self.till);
+        ours && authorship::may_write_actor(actor, &key).is_ok()
     }
 }
 

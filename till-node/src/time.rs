@@ -1,5 +1,6 @@
 //! Wall-clock helpers: the one place the daemon reads the system clock, and RFC 3339
-//! formatting for the JSON API (no date crate needed for one format).
+//! formatting of its unsigned instants for the JSON API (the date arithmetic is the model's,
+//! `crdt_model::civil`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,39 +11,10 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// `ms` since the epoch as RFC 3339 UTC with milliseconds: `2026-11-23T09:15:02.123Z`.
+/// `ms` since the epoch as RFC 3339 UTC with milliseconds: `2026-11-23T09:15:02.123Z`
+/// ([`crdt_model::civil::rfc3339_ms`]; instants past the year 292 million show as that year).
 pub fn rfc3339_ms(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let millis = ms % 1000;
-    let days = seconds / 86_400;
-    let second_of_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        second_of_day / 3600,
-        (second_of_day / 60) % 60,
-        second_of_day % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`, restricted to non-negative day counts).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    crdt_model::civil::rfc3339_ms(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -4,17 +4,19 @@
 //!
 //! Money rules are the model's: the receipt discount is spread over the lines by
 //! `crdt_model::receipt::spread_discount` inside [`Receipt::from_draft`], and
-//! [`Cart::preview`] runs exactly that, so what the page shows is what will be stored. The
-//! discount limits are the shop's: all discounts together at most 50 % of the receipt before
-//! discounts; above 10 % a manager must approve, and an approval covers those lines and that
-//! much discount only. The cart is serialised into IndexedDB so a reload keeps it; after a
-//! sale, [`Cart::after_sale`] keeps what was scanned while the sale was being saved.
+//! [`Cart::preview`] runs exactly that, so what the page shows is what will be stored. So
+//! are the discount caps (`crdt_model::receipt::MAX_DISCOUNT_PERCENT`: all discounts together
+//! at most 50 % of the receipt before discounts; above `CASHIER_DISCOUNT_PERCENT`, 10 %, a
+//! manager must approve), and an approval covers those lines and that much discount only.
+//! The cart is serialised into IndexedDB so a reload keeps it; after a sale,
+//! [`Cart::after_sale`] keeps what was scanned while the sale was being saved.
 
 use crdt_model::catalogue::Product;
 use crdt_model::hlc::Hlc;
 use crdt_model::money::MAX_QUANTITY;
 use crdt_model::receipt::{
-    ItemDraft, PaymentDraft, PaymentMethod, ReceiptDraft, ReceiptKind, MAX_LINES,
+    exceeds_percent, ItemDraft, PaymentDraft, PaymentMethod, ReceiptDraft, ReceiptKind,
+    CASHIER_DISCOUNT_PERCENT, MAX_DISCOUNT_PERCENT, MAX_LINES,
 };
 use crdt_model::{
     line_amount, Kopecks, Quantity, Receipt, ReceiptError, ReceiptId, SessionId, StoreId, TillId,
@@ -25,11 +27,6 @@ use uuid::Uuid;
 
 use crate::format::money;
 use crate::i18n::{fill, Key, Lang};
-
-/// All discounts of a receipt together may not exceed this share of it (percent).
-pub const MAX_DISCOUNT_PERCENT: i64 = 50;
-/// A cashier alone may give up to this share (percent); above it a manager approves.
-pub const CASHIER_DISCOUNT_PERCENT: i64 = 10;
 
 /// One line of the cart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,15 +305,15 @@ impl Cart {
 
     /// Checks the discounts against the 10 % and 50 % limits (integer arithmetic).
     pub fn discount_check(&self) -> DiscountCheck {
-        let discount = i128::from(self.discount_total().value());
-        let gross = i128::from(self.gross().value());
-        if discount == 0 {
+        let discount = self.discount_total();
+        let gross = self.gross();
+        if discount == Kopecks::ZERO {
             return DiscountCheck::Allowed;
         }
-        if discount * 100 > gross * i128::from(MAX_DISCOUNT_PERCENT) {
+        if exceeds_percent(discount, gross, MAX_DISCOUNT_PERCENT) {
             return DiscountCheck::TooLarge;
         }
-        if discount * 100 > gross * i128::from(CASHIER_DISCOUNT_PERCENT)
+        if exceeds_percent(discount, gross, CASHIER_DISCOUNT_PERCENT)
             && self.valid_approval().is_none()
         {
             return DiscountCheck::NeedsApproval;

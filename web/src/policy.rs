@@ -4,12 +4,13 @@
 //! into (`till:<store>/<till>`). It may send the store's catalogue and this till's session
 //! documents (both [`Access::ReadWrite`] here, meaning the till may send changes); anything
 //! else is [`Access::None`], and one such document refuses the whole reply. Authorship is
-//! checked per change the browser does not hold yet: a catalogue change must come from a hub
-//! process or a device of this store's tills, a session change from a device of this till (its
-//! daemon or a browser).
+//! checked per change the browser does not hold yet, by [`crdt_model::authorship`]'s rule: a
+//! catalogue change must come from a hub process or a device of this store's tills, a session
+//! change from a device of this till (its daemon or a browser).
 
 use automerge::ActorId;
-use crdt_model::ids::{parse_actor, ActorOwner, DocKey};
+use crdt_model::authorship;
+use crdt_model::ids::DocKey;
 use crdt_model::{StoreId, TillId};
 use sync_engine::{Access, DocId, PeerId, SharePolicy};
 
@@ -52,20 +53,11 @@ impl SharePolicy for BrowserPolicy {
     }
 
     fn may_author(&self, peer: &PeerId, doc: &DocId, actor: &ActorId) -> bool {
-        if peer != &self.till_peer {
+        if peer != &self.till_peer || !self.in_scope(doc) {
             return false;
         }
-        let Ok(key) = DocKey::parse(doc.as_str()) else {
-            return false;
-        };
-        match (key, parse_actor(actor)) {
-            (DocKey::Catalogue { .. }, ActorOwner::Hub { .. }) => true,
-            (DocKey::Catalogue { .. }, ActorOwner::Till { store, .. }) => store == self.store,
-            (DocKey::Session { .. }, ActorOwner::Till { store, till, .. }) => {
-                store == self.store && till == self.till
-            }
-            _ => false,
-        }
+        DocKey::parse(doc.as_str())
+            .is_ok_and(|key| authorship::may_write_actor(actor, &key).is_ok())
     }
 }
 

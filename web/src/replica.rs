@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::{ActorId, AutoCommit};
 use crdt_model::catalogue::{self, Product};
+use crdt_model::commit_tag;
 use crdt_model::hlc::{Hlc, HlcClock};
 use crdt_model::ids::{actor_id, DocKey};
 use crdt_model::receipt::ReceiptDraft;
@@ -399,7 +400,7 @@ impl Replica {
             Ok(Appended::New) => {
                 // The till counts receipt changes by this message (as for its own sales).
                 let options = automerge::transaction::CommitOptions::default()
-                    .with_message(format!("receipt:{id}"))
+                    .with_message(commit_tag::receipt(id))
                     .with_time(i64::try_from(wall_ms).unwrap_or(i64::MAX));
                 doc.commit_with(options);
             }

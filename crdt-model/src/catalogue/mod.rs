@@ -13,7 +13,9 @@
 //! ```
 //!
 //! SKUs may not contain `|` or control characters, so a key splits unambiguously; root
-//! keys are sorted, so one product is a key range (`p|<sku>|` .. `p|<sku>}`).
+//! keys are sorted, so one product is a key range (`p|<sku>|` .. `p|<sku>}`). The layout is
+//! written and split only in `keys.rs`; code outside the model reads timestamps out of keys
+//! through [`key_hlc`] and [`latest_hlc`].
 //!
 //! # Merge rule
 //! A register normally holds one entry. A write (with a fresh HLC from the writer's clock)
@@ -31,6 +33,7 @@
 //! changes in the document's open transaction: the caller commits (and persists the
 //! change) or rolls back.
 
+mod keys;
 mod ops;
 mod registers;
 
@@ -43,6 +46,7 @@ use crate::hlc::Hlc;
 use crate::money::{Kopecks, MAX_AMOUNT};
 use crate::vat::VatRate;
 
+pub use keys::{key_hlc, latest_hlc};
 pub use ops::{conflicts, find_by_ean, init, product, products, set_field, store, upsert_products};
 
 /// Document schema version, stored under `schema`.

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use automerge::transaction::Transactable;
 use automerge::{hydrate, AutoCommit, ReadDoc, ScalarValue, ROOT};
 
+use super::keys::{entry_key, entry_key_at, ledger_key, KIND, KIND_KEY, SCHEMA_KEY, STORE_KEY};
 use super::registers::{
-    encode, entry_key, entry_key_at, ledger, ledger_json, ledger_key, scan_all, scan_product,
-    Entry, ProductEntries, KIND, KIND_KEY, SCHEMA_KEY, STORE_KEY,
+    encode, ledger, ledger_json, scan_all, scan_product, Entry, ProductEntries,
 };
 use super::{
     validate_sku, validate_value, Conflict, Field, FieldValue, Product, UpsertReport, WriteOutcome,

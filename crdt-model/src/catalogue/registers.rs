@@ -1,5 +1,5 @@
-//! Reading and encoding the catalogue's flat keys: register entries (`p|sku|field|hlc`)
-//! and ledger records (`c|hlc|sku|field`), and resolving a register to its winner.
+//! Reading and encoding the values under the catalogue's flat keys (register entries and
+//! ledger records, laid out by [`super::keys`]), and resolving a register to its winner.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -7,44 +7,12 @@ use std::ops::Range;
 use automerge::{ReadDoc, ScalarValue, ScalarValueRef, ValueRef, ROOT};
 use serde::Deserialize;
 
+use super::keys::{ledger_key, prefix_range, EntryKey, LEDGER_PREFIX, PRODUCT_PREFIX};
 use super::{Conflict, Field, FieldValue, Product};
 use crate::error::CatalogueError;
 use crate::hlc::Hlc;
 use crate::money::Kopecks;
 use crate::vat::VatRate;
-
-pub(super) const KIND_KEY: &str = "kind";
-pub(super) const KIND: &str = "catalogue";
-pub(super) const SCHEMA_KEY: &str = "schema";
-pub(super) const STORE_KEY: &str = "store";
-
-const PRODUCT_PREFIX: &str = "p|";
-const LEDGER_PREFIX: &str = "c|";
-
-/// The key of one register entry.
-pub(super) fn entry_key(sku: &str, field: Field, hlc: &Hlc) -> String {
-    entry_key_at(sku, field, &hlc.to_string())
-}
-
-/// [`entry_key`] with the timestamp already formatted (bulk writes format it once).
-pub(super) fn entry_key_at(sku: &str, field: Field, hlc_text: &str) -> String {
-    format!("{PRODUCT_PREFIX}{sku}|{field}|{hlc_text}")
-}
-
-/// The key of one ledger record. Deterministic, so replicas recording the same loser
-/// write the same key; the HLC comes first so the ledger reads in time order.
-pub(super) fn ledger_key(sku: &str, field: Field, hlc: &Hlc) -> String {
-    format!("{LEDGER_PREFIX}{hlc}|{sku}|{field}")
-}
-
-/// All keys starting with `prefix`: `'}'` is the character after the separator `'|'`.
-fn prefix_range(prefix: &str) -> Range<String> {
-    let end = match prefix.strip_suffix('|') {
-        Some(stem) => format!("{stem}}}"),
-        None => format!("{prefix}\u{10FFFF}"),
-    };
-    prefix.to_owned()..end
-}
 
 /// One entry of a field's register.
 #[derive(Debug, Clone)]
@@ -165,13 +133,11 @@ fn scan<D: ReadDoc>(
             key: key.chars().take(200).collect(),
             reason: reason.to_owned(),
         };
-        let rest = key
-            .strip_prefix(PRODUCT_PREFIX)
-            .ok_or_else(|| corrupt("not a product key"))?;
-        let (sku, rest) = rest.split_once('|').ok_or_else(|| corrupt("no field"))?;
-        let (field_name, hlc_text) = rest
-            .split_once('|')
-            .ok_or_else(|| corrupt("no timestamp"))?;
+        let EntryKey {
+            sku,
+            field: field_name,
+            hlc: hlc_text,
+        } = EntryKey::parse(key).map_err(corrupt)?;
         let field = Field::parse(field_name).ok_or_else(|| corrupt("unknown field"))?;
         let hlc: Hlc = hlc_text.parse().map_err(|_| corrupt("bad timestamp"))?;
         let value = match &item.value {
@@ -321,20 +287,5 @@ mod tests {
             Some(FieldValue::Text("Линза".to_owned()))
         );
         assert_eq!(decode_json(Field::Name, &json!(5)), None);
-    }
-
-    #[test]
-    fn prefix_ranges_cover_exactly_one_sku() {
-        let range = prefix_range("p|A|");
-        let inside = |key: &str| range.contains(&key.to_owned());
-        assert!(inside("p|A|name|0000000000000001-00000-T1"));
-        assert!(!inside("p|A |name|x"));
-        assert!(!inside("p|AB|name|x"));
-        assert!(!inside("p|A}"));
-        assert!(!inside("p|@|name|x"));
-        let all = prefix_range("p|");
-        assert!(all.contains(&"p|Линза|name|x".to_owned()));
-        assert!(!all.contains(&"c|x".to_owned()));
-        assert!(!all.contains(&"price".to_owned()));
     }
 }

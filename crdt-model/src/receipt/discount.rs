@@ -1,4 +1,9 @@
-//! Spreading a receipt-level discount over the lines, to the kopeck.
+//! The shop's discount caps, and spreading a receipt-level discount over the lines, to the
+//! kopeck.
+//!
+//! Caps: all discounts of a receipt together at most [`MAX_DISCOUNT_PERCENT`] of its gross
+//! (the page refuses to sell above it, the till refuses such a receipt from the page); above
+//! [`CASHIER_DISCOUNT_PERCENT`] a manager must approve (the page asks for the approval).
 //!
 //! FFD has no receipt-level discount: each line's price and sum must already include its
 //! share (tags 1079 and 1043), and the lines must add up to the total exactly. Shares are
@@ -9,6 +14,17 @@
 
 use crate::error::DiscountError;
 use crate::money::Kopecks;
+
+/// All discounts of a receipt together may not exceed this share of its gross (percent).
+pub const MAX_DISCOUNT_PERCENT: i64 = 50;
+/// A cashier alone may give up to this share of the gross (percent); above it a manager
+/// approves.
+pub const CASHIER_DISCOUNT_PERCENT: i64 = 10;
+
+/// True when `discount` is more than `percent` % of `gross` (exact integer arithmetic).
+pub fn exceeds_percent(discount: Kopecks, gross: Kopecks, percent: i64) -> bool {
+    i128::from(discount.0) * 100 > i128::from(gross.0) * i128::from(percent)
+}
 
 /// The line amounts after taking `discount` off them in proportion to their size.
 ///

@@ -21,7 +21,9 @@ use crate::ids::{ReceiptId, SessionId, StoreId, TillId};
 use crate::money::{Kopecks, Quantity};
 use crate::vat::VatRate;
 
-pub use discount::spread_discount;
+pub use discount::{
+    exceeds_percent, spread_discount, CASHIER_DISCOUNT_PERCENT, MAX_DISCOUNT_PERCENT,
+};
 pub use draft::{ItemDraft, PaymentDraft, ReceiptDraft};
 
 /// Most lines on one receipt.

@@ -406,3 +406,32 @@ fn receipt_json_round_trips() {
     assert_eq!(back, receipt);
     assert_eq!(back.paid_by(PaymentMethod::Prepayment), Kopecks(700_100));
 }
+
+#[test]
+fn discount_caps_compare_exactly() {
+    assert!(!exceeds_percent(
+        Kopecks(500),
+        Kopecks(1000),
+        MAX_DISCOUNT_PERCENT
+    ));
+    assert!(exceeds_percent(
+        Kopecks(501),
+        Kopecks(1000),
+        MAX_DISCOUNT_PERCENT
+    ));
+    assert!(!exceeds_percent(
+        Kopecks(100),
+        Kopecks(1000),
+        CASHIER_DISCOUNT_PERCENT
+    ));
+    assert!(exceeds_percent(
+        Kopecks(101),
+        Kopecks(1000),
+        CASHIER_DISCOUNT_PERCENT
+    ));
+    assert!(!exceeds_percent(
+        Kopecks(i64::MAX / 2),
+        Kopecks(i64::MAX),
+        MAX_DISCOUNT_PERCENT
+    ));
+}

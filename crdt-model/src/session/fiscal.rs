@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::doc::{corrupt, invalid, object, read_header, Fields, Result, RECEIPTS};
 use super::MAX_RECEIPTS;
 use crate::error::{ReceiptError, SessionError, Violation};
+pub use crate::fiscal::OfdState;
 use crate::ids::ReceiptId;
 
 /// The top-level map of fiscal results.
@@ -40,49 +41,6 @@ pub const MAX_FN_DIGITS: usize = 16;
 
 const STATUS: &str = "ofd_status";
 const ACKNOWLEDGED_AT: &str = "ofd_acknowledged_at_ms";
-
-/// Where the OFD is with a fiscal document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OfdState {
-    /// Signed by the register, not yet acknowledged by the OFD.
-    Pending,
-    /// Acknowledged by the OFD (final).
-    Acknowledged,
-    /// Given up on after the retries; in the dead-letter queue for support. A dead letter
-    /// later delivered becomes [`OfdState::Acknowledged`]; it never returns to pending.
-    DeadLetter,
-}
-
-impl OfdState {
-    /// The stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            OfdState::Pending => "pending",
-            OfdState::Acknowledged => "acknowledged",
-            OfdState::DeadLetter => "dead_letter",
-        }
-    }
-
-    /// The state with this stored name.
-    pub fn parse(name: &str) -> Option<OfdState> {
-        match name {
-            "pending" => Some(OfdState::Pending),
-            "acknowledged" => Some(OfdState::Acknowledged),
-            "dead_letter" => Some(OfdState::DeadLetter),
-            _ => None,
-        }
-    }
-
-    /// Position in the only direction a status may move.
-    const fn rank(self) -> u8 {
-        match self {
-            OfdState::Pending => 0,
-            OfdState::DeadLetter => 1,
-            OfdState::Acknowledged => 2,
-        }
-    }
-}
 
 /// What a fiscal result belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crdt_model::fiscal::OfdState;
 use crdt_model::receipt::ReceiptKind;
 use crdt_model::{Hlc, Receipt, VatRate};
 use fiscal::breaker::BreakerConfig;
 use fiscal::ofd::{GuardedOfd, OfdClient};
 use fiscal::pipeline::{
-    FiscalJob, FiscalStamp, JobRecord, JobStore, LogEntry, OfdStatus, Pipeline, PipelineConfig,
+    FiscalJob, FiscalStamp, JobRecord, JobStore, LogEntry, Pipeline, PipelineConfig,
     PipelineHandle, RegisterConnector, Stage, StoreFailure, Transition,
 };
 use fiscal::shtrih::{DriverConfig, ShtrihDriver};
@@ -158,7 +159,7 @@ impl JobStore for MemoryJobStore {
                 Some(id) => self.with_job(&id, |job| {
                     job.record.stage = Stage::Acknowledged;
                     if let Some(stamp) = job.stamp.as_mut() {
-                        stamp.ofd_status = OfdStatus::Acknowledged;
+                        stamp.ofd_status = OfdState::Acknowledged;
                     }
                 }),
                 None => Ok(()),
@@ -179,7 +180,7 @@ impl JobStore for MemoryJobStore {
                         && before
                     {
                         job.record.stage = Stage::Acknowledged;
-                        stamp.ofd_status = OfdStatus::Acknowledged;
+                        stamp.ofd_status = OfdState::Acknowledged;
                     }
                 }
                 Ok(())

@@ -1,11 +1,9 @@
 //! What the pipeline works on ([`FiscalJob`], stored as JSON in the till's outbox), where a
-//! job is ([`Stage`]), what the register gives back ([`FiscalStamp`]) and the log lines support
-//! reads ([`LogEntry`]).
+//! job is ([`Stage`]) and the log lines support reads ([`LogEntry`]). What the register gives
+//! back is `crdt_model::fiscal::FiscalStamp`, shared with the session document.
 
 use crdt_model::{Kopecks, Receipt, ReceiptId};
 use serde::{Deserialize, Serialize};
-
-use crate::register::{DocumentKind, FiscalDocument};
 
 /// One unit of fiscal work, in the order the till made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,67 +89,6 @@ pub struct JobRecord {
     pub attempts: u32,
     /// Not before this time (Unix ms).
     pub next_attempt_at_ms: Option<u64>,
-}
-
-/// The OFD's view of a fiscal document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OfdStatus {
-    /// Waiting in the FN for delivery.
-    Pending,
-    /// The operator acknowledged it.
-    Acknowledged,
-    /// Delivery given up; support must act.
-    DeadLetter,
-}
-
-/// The fiscal identity of a document, written back into the session document so that the hub
-/// and the accountants see it (fiscal-reference §8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FiscalStamp {
-    /// Document kind name: `receipt`, `correction`, `shift_close`, ….
-    pub kind: String,
-    /// 1041, the FN number.
-    pub fn_number: String,
-    /// 1040, the FD number.
-    pub fd_number: u32,
-    /// ФПД.
-    pub fiscal_sign: u32,
-    /// 1038, the shift number.
-    pub shift_number: u32,
-    /// 1042, the receipt number in the shift.
-    pub receipt_number: u32,
-    /// 1012, Unix seconds.
-    pub datetime_unix: u64,
-    /// 1020, the total.
-    pub total: Kopecks,
-    /// Delivery state at the OFD.
-    pub ofd_status: OfdStatus,
-}
-
-impl FiscalStamp {
-    /// The stamp of a document just made (not yet delivered).
-    pub fn from_document(document: &FiscalDocument) -> FiscalStamp {
-        let kind = match document.kind {
-            DocumentKind::Registration => "registration",
-            DocumentKind::ShiftOpen => "shift_open",
-            DocumentKind::Receipt => "receipt",
-            DocumentKind::Correction => "correction",
-            DocumentKind::ShiftClose => "shift_close",
-            DocumentKind::Other(_) => "other",
-        };
-        FiscalStamp {
-            kind: kind.to_owned(),
-            fn_number: document.fn_number.clone(),
-            fd_number: document.fd_number,
-            fiscal_sign: document.fiscal_sign,
-            shift_number: document.shift_number,
-            receipt_number: document.receipt_number,
-            datetime_unix: document.datetime_unix,
-            total: document.total,
-            ofd_status: OfdStatus::Pending,
-        }
-    }
 }
 
 /// Severity of a pipeline log line.

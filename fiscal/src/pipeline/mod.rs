@@ -23,7 +23,8 @@ mod ofd_step;
 mod register_step;
 mod runner;
 
-pub use job::{FiscalJob, FiscalStamp, JobRecord, LogEntry, LogLevel, OfdStatus, Stage};
+pub use crdt_model::fiscal::FiscalStamp;
+pub use job::{FiscalJob, JobRecord, LogEntry, LogLevel, Stage};
 pub use runner::{
     Command, CommandError, Pipeline, PipelineConfig, PipelineHandle, RegisterConnector, Status,
 };

@@ -3,7 +3,8 @@
 
 use crdt_model::receipt::ReceiptKind;
 
-use super::job::{FiscalJob, FiscalStamp, JobRecord, LogEntry, LogLevel, Stage};
+use super::job::{FiscalJob, JobRecord, LogEntry, LogLevel, Stage};
+use super::FiscalStamp;
 use super::{JobStore, StoreFailure, Transition};
 use crate::failpoint;
 use crate::register::{

@@ -1,6 +1,8 @@
 //! The [`FiscalRegister`] trait: what the fiscal pipeline asks of a cash register (ККТ) with
 //! its fiscal drive (ФН), whatever protocol the register speaks, plus the request and answer
-//! types. Amounts are [`Kopecks`]; quantities are `crdt_model::Quantity` (thousandths).
+//! types. The document a register answers with ([`FiscalDocument`], [`DocumentKind`]) is
+//! `crdt_model::fiscal`'s, shared with the session document. Amounts are [`Kopecks`];
+//! quantities are `crdt_model::Quantity` (thousandths).
 //!
 //! The pipeline needs exactly-once fiscalisation, so every receipt carries our receipt id
 //! inside the fiscal document (tag 1084 {1085 = [`RECEIPT_ID_ATTRIBUTE`], 1086 = uuid}) and
@@ -9,7 +11,8 @@
 
 use std::future::Future;
 
-use crdt_model::{Kopecks, ReceiptId};
+pub use crdt_model::fiscal::{DocumentKind, FiscalDocument};
+use crdt_model::Kopecks;
 use serde::{Deserialize, Serialize};
 
 use crate::shtrih::error::DeviceError;
@@ -27,73 +30,6 @@ pub const RECEIPT_ID_ATTRIBUTE: &str = "receipt_id";
 /// FFD 1.2 taxation system bitmask value (tag 1055) used when the caller does not say:
 /// 1 = ОСН (general system).
 pub const DEFAULT_TAXATION: u8 = 1;
-
-/// The kind of a fiscal document (form code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentKind {
-    /// 1, registration report.
-    Registration,
-    /// 2, shift open report.
-    ShiftOpen,
-    /// 3, receipt.
-    Receipt,
-    /// 31, correction receipt.
-    Correction,
-    /// 5, shift close report (Z report).
-    ShiftClose,
-    /// Any other form code.
-    Other(u8),
-}
-
-impl DocumentKind {
-    /// The FFD form code.
-    pub const fn code(self) -> u8 {
-        match self {
-            DocumentKind::Registration => 1,
-            DocumentKind::ShiftOpen => 2,
-            DocumentKind::Receipt => 3,
-            DocumentKind::Correction => 31,
-            DocumentKind::ShiftClose => 5,
-            DocumentKind::Other(code) => code,
-        }
-    }
-
-    /// The kind for a form code.
-    pub const fn from_code(code: u8) -> DocumentKind {
-        match code {
-            1 => DocumentKind::Registration,
-            2 => DocumentKind::ShiftOpen,
-            3 => DocumentKind::Receipt,
-            31 => DocumentKind::Correction,
-            5 => DocumentKind::ShiftClose,
-            other => DocumentKind::Other(other),
-        }
-    }
-}
-
-/// A fiscal document made by the FN: the ids to store (fiscal-reference §8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FiscalDocument {
-    /// What it is.
-    pub kind: DocumentKind,
-    /// 1041, the FN number (16 digits).
-    pub fn_number: String,
-    /// 1040, the FD number.
-    pub fd_number: u32,
-    /// ФПД: the printed fiscal sign, `u32` big-endian of bytes 2..6 of 1077.
-    pub fiscal_sign: u32,
-    /// 1038, the shift number.
-    pub shift_number: u32,
-    /// 1042, the receipt number within the shift (0 for shift reports).
-    pub receipt_number: u32,
-    /// 1012, Unix seconds (minute precision when read from a Shtrih answer).
-    pub datetime_unix: u64,
-    /// 1020, the receipt total (zero for shift reports).
-    pub total: Kopecks,
-    /// Our receipt id from 1084/1086, when the document carries one.
-    pub receipt_id: Option<ReceiptId>,
-}
 
 /// The shift as the FN sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

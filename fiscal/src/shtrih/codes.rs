@@ -6,6 +6,7 @@
 //! Codes marked *real* exist with that meaning in Shtrih's protocol (fiscal-reference §2.2);
 //! where the real answer layout was not available the layout is ours and says so.
 
+use crdt_model::civil::{civil_from_days, days_from_civil};
 use crdt_model::VatRate;
 
 /// Default system administrator password (Shtrih factory default 30).
@@ -163,33 +164,6 @@ pub fn le_uint(bytes: &[u8]) -> u64 {
 /// Appends the low `width` bytes of `value`, little-endian.
 pub fn put_uint(out: &mut Vec<u8>, value: u64, width: usize) {
     out.extend_from_slice(&value.to_le_bytes()[..width.min(8)]);
-}
-
-/// Days since 1970-01-01 for a civil date (proleptic Gregorian).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The civil date (year, month, day) of a day count since 1970-01-01.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `DD MM YY HH MM` (years 2000..=2255 as YY = year − 2000) of Unix seconds.

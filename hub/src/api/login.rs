@@ -8,12 +8,13 @@
 
 use crate::api::auth::{bearer, Bearer};
 use crate::api::error::ApiError;
-use crate::api::{rfc3339_utc, AppState};
+use crate::api::AppState;
 use crate::auth_types::Role;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use crdt_model::civil::rfc3339_ms;
 use serde::{Deserialize, Serialize};
 
 /// Body limit of the login route (a name and a password fit many times over).
@@ -99,7 +100,7 @@ pub async fn login(
         token,
         role: user.role,
         store: user.store,
-        expires_at: rfc3339_utc(expires_at_ms),
+        expires_at: rfc3339_ms(expires_at_ms),
         expires_at_ms,
     }))
 }

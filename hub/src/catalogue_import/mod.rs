@@ -24,9 +24,10 @@ use crate::db::ids::validate_store_id;
 use crate::db::{Db, DbError, StoredDoc};
 use crate::sync::round::{clock_json, doc_meta, COMPACT_AFTER_CHUNKS};
 use automerge::transaction::CommitOptions;
-use automerge::{AutoCommit, ChangeHash, ReadDoc, ROOT};
+use automerge::{AutoCommit, ChangeHash};
 use crdt_model::catalogue::{self, Product};
-use crdt_model::{CatalogueError, DocKey, Hlc, HlcClock, StoreId};
+use crdt_model::commit_tag;
+use crdt_model::{CatalogueError, DocKey, HlcClock, StoreId};
 use std::collections::HashMap;
 use std::path::Path;
 use thiserror::Error;
@@ -209,7 +210,7 @@ fn build(
         .map_err(|e| ImportError::Document(e.to_string()))?;
     let total = rows.len();
     let commit = CommitOptions::default()
-        .with_message(format!("catalogue-import:{total}"))
+        .with_message(commit_tag::catalogue_import(total))
         .with_time(i64::try_from(wall_ms).unwrap_or(i64::MAX));
     let Some(stored) = stored else {
         let products = to_products(rows, &HashMap::new())?;
@@ -243,7 +244,7 @@ fn build(
         .map(|p| (p.sku.clone(), p))
         .collect();
     let products = to_products(rows, &existing)?;
-    if let Some(latest) = latest_hlc(&doc) {
+    if let Some(latest) = catalogue::latest_hlc(&doc) {
         if let Err(e) = clock.observe(&latest, wall_ms) {
             tracing::warn!(error = %e, "catalogue holds a timestamp far ahead of this hub's clock");
         }
@@ -321,15 +322,6 @@ fn to_products(
         return Err(ImportError::Rows { errors, more });
     }
     Ok(products)
-}
-
-/// The newest HLC of any register entry (`p|<sku>|<field>|<hlc>` keys), so a new import is
-/// stamped after everything already in the catalogue.
-fn latest_hlc(doc: &AutoCommit) -> Option<Hlc> {
-    doc.keys(ROOT)
-        .filter(|key| key.starts_with("p|"))
-        .filter_map(|key| key.rsplit('|').next().and_then(|t| t.parse::<Hlc>().ok()))
-        .max()
 }
 
 fn wall_clock_ms() -> u64 {

@@ -153,13 +153,7 @@ impl ClockGuard {
         before: &[ChangeHash],
     ) -> Result<(), FarAhead> {
         for key in doc.keys(ROOT) {
-            let hlc_text = if let Some(rest) = key.strip_prefix("p|") {
-                rest.rsplit_once('|').map(|(_, hlc)| hlc)
-            } else if let Some(rest) = key.strip_prefix("c|") {
-                rest.split_once('|').map(|(hlc, _)| hlc)
-            } else {
-                None
-            };
+            let hlc_text = crdt_model::catalogue::key_hlc(&key);
             // Only the physical part is needed to decide; the full parse runs on a hit.
             let Some(physical) = hlc_text
                 .and_then(|t| t.get(..PHYSICAL_DIGITS))

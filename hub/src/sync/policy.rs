@@ -4,12 +4,12 @@
 //! documents `session/S/T/<uuid>`, and only read `staff/S` (its store's cashier and manager
 //! credentials, written by the hub alone: a till's message carrying changes to it refuses
 //! the round, 403); every other document does not exist for it (the whole envelope is
-//! refused with 403 if it names one). Authorship: session changes must come from an actor
-//! of till `S/T` (any device of it); catalogue changes from any till of store `S` or from a
-//! hub; staff changes from no till at all. Changes the hub already holds are never checked
+//! refused with 403 if it names one). Authorship is [`crdt_model::authorship`]'s rule (session
+//! changes from a device of till `S/T`, catalogue changes from a till of store `S` or a hub,
+//! staff changes from no till at all). Changes the hub already holds are never checked
 //! (a till relays the hub's own catalogue changes back, for instance).
 
-use crdt_model::ids::{parse_actor, ActorOwner};
+use crdt_model::authorship;
 use crdt_model::{DocKey, StoreId, TillId};
 use sync_engine::{Access, DocId, PeerId, SharePolicy};
 use thiserror::Error;
@@ -93,22 +93,13 @@ impl SharePolicy for TillPolicy {
     }
 
     fn may_author(&self, peer: &PeerId, doc: &DocId, actor: &automerge::ActorId) -> bool {
+        // Staff is read-only for tills, so only the catalogue and the till's own sessions get
+        // here; who may write them is the model's rule.
         if !self.access(peer, doc).can_write() {
             return false;
         }
-        let Some(key) = self.key(peer, doc) else {
-            return false;
-        };
-        match (key, parse_actor(actor)) {
-            (DocKey::Session { .. }, ActorOwner::Till { store, till, .. }) => {
-                store == self.till.store && till == self.till.till
-            }
-            (DocKey::Catalogue { .. }, ActorOwner::Till { store, .. }) => store == self.till.store,
-            (DocKey::Catalogue { .. }, ActorOwner::Hub { .. }) => true,
-            // Read-only for tills (refused above already): only the hub writes staff docs.
-            (DocKey::Staff { .. }, _) => false,
-            _ => false,
-        }
+        self.key(peer, doc)
+            .is_some_and(|key| authorship::may_write_actor(actor, &key).is_ok())
     }
 }
 

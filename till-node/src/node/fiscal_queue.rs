@@ -8,11 +8,12 @@
 //! too ([`stamp_of`], `record_of`, `kind_of`, `stage_of`). A value that cannot be encoded or a
 //! stored job that cannot be read is an error with a log line, never a silent default.
 
-use crdt_model::session::{self, FiscalRecord, FiscalTarget, OfdState};
+use crdt_model::commit_tag;
+use crdt_model::fiscal::OfdState;
+use crdt_model::session::{self, FiscalTarget};
 use crdt_model::{Hlc, ReceiptId};
 use fiscal::pipeline::{
-    FiscalJob, FiscalStamp, JobRecord, LogEntry, LogLevel as PipelineLevel, OfdStatus, Stage,
-    Transition,
+    FiscalJob, FiscalStamp, JobRecord, LogEntry, LogLevel as PipelineLevel, Stage, Transition,
 };
 use sync_engine::DocId;
 use uuid::Uuid;
@@ -257,7 +258,7 @@ impl FiscalQueue<'_> {
                     return Ok(None);
                 };
                 let stamp = stamp_of(&row).map(|mut stamp| {
-                    stamp.ofd_status = OfdStatus::Acknowledged;
+                    stamp.ofd_status = OfdState::Acknowledged;
                     stamp
                 });
                 self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, stamp, at_ms)?;
@@ -290,7 +291,7 @@ impl FiscalQueue<'_> {
                         fd = stamp.fd_number,
                         "the FN already had this document acknowledged: recorded now"
                     );
-                    stamp.ofd_status = OfdStatus::Acknowledged;
+                    stamp.ofd_status = OfdState::Acknowledged;
                     self.stamp_row(&row, OutboxStage::Acknowledged, 0, None, Some(stamp), at_ms)?;
                 }
             }
@@ -318,7 +319,7 @@ impl FiscalQueue<'_> {
                     return Ok(None);
                 };
                 let stamp = stamp_of(&row).map(|mut stamp| {
-                    stamp.ofd_status = OfdStatus::DeadLetter;
+                    stamp.ofd_status = OfdState::DeadLetter;
                     stamp
                 });
                 self.stamp_row(
@@ -426,20 +427,7 @@ impl FiscalQueue<'_> {
         let (Some(stamp), Some(target), Some(doc)) = (stamp, target, doc) else {
             return Ok(self.core.store.commit(batch)?);
         };
-        let record = FiscalRecord {
-            fn_number: stamp.fn_number.clone(),
-            fd_number: stamp.fd_number,
-            fiscal_sign: stamp.fiscal_sign,
-            shift_number: stamp.shift_number,
-            receipt_number: stamp.receipt_number,
-            datetime_unix: stamp.datetime_unix,
-            ofd_status: match stamp.ofd_status {
-                OfdStatus::Pending => OfdState::Pending,
-                OfdStatus::Acknowledged => OfdState::Acknowledged,
-                OfdStatus::DeadLetter => OfdState::DeadLetter,
-            },
-            ofd_acknowledged_at_ms: (stamp.ofd_status == OfdStatus::Acknowledged).then_some(now_ms),
-        };
+        let record = stamp.to_record(now_ms);
         let mut commit = self.core.begin("fiscal stamp");
         let Some(loaded) = self.core.replica.get_mut(&doc) else {
             // The shift left the till (retention): the hub has it; keep the outbox right.
@@ -450,7 +438,7 @@ impl FiscalQueue<'_> {
             tracing::error!(doc = %doc, %error, "cannot write the fiscal stamp into the session");
             return Ok(self.core.store.commit(batch)?);
         }
-        let message = format!("fiscal:{}:{}", row.entry.receipt_id, stage.as_str());
+        let message = commit_tag::fiscal(&row.entry.receipt_id, stage.as_str());
         commit.side = batch;
         self.core.seal(&mut commit, &doc, message, now_ms)?;
         self.core.commit(commit)?;

@@ -13,14 +13,12 @@
 
 use std::collections::BTreeMap;
 
-use automerge::{ActorId, AutoCommit, ChangeHash, ReadDoc, ROOT};
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use crdt_model::commit_tag;
 use crdt_model::hlc::Hlc;
 use crdt_model::ids::DocKey;
 use crdt_model::session;
 use sync_engine::{DocId, DocSet};
-
-/// Commit-message prefix of a receipt change.
-pub const RECEIPT_MESSAGE_PREFIX: &str = "receipt:";
 
 /// What of one document the hub does not hold yet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -118,10 +116,7 @@ pub fn count_unsynced(doc: &mut AutoCommit, shared: &[ChangeHash]) -> Unsynced {
     let mut unsynced = Unsynced::default();
     for meta in doc.get_changes_meta(shared) {
         let time_ms = u64::try_from(meta.timestamp).unwrap_or(0);
-        let is_receipt = meta
-            .message
-            .as_deref()
-            .is_some_and(|m| m.starts_with(RECEIPT_MESSAGE_PREFIX));
+        let is_receipt = meta.message.as_deref().is_some_and(commit_tag::is_receipt);
         unsynced.add(time_ms, is_receipt);
     }
     unsynced
@@ -144,11 +139,9 @@ fn session_max_hlc(doc: &AutoCommit) -> Option<Hlc> {
     max
 }
 
-/// Register entries are root keys `p|<sku>|<field>|<hlc>`; the HLC is the last segment.
+/// The newest register entry's HLC (the model knows the key layout).
 fn catalogue_max_hlc(doc: &AutoCommit) -> Option<Hlc> {
-    doc.map_range(ROOT, "p|".to_owned().."p}".to_owned())
-        .filter_map(|item| item.key.rsplit('|').next()?.parse::<Hlc>().ok())
-        .max()
+    crdt_model::catalogue::latest_hlc(doc)
 }
 
 /// Every live document of the till, by id.
@@ -258,6 +251,7 @@ impl DocSet for ReplicaDocSet<'_> {
 mod tests {
     use super::*;
     use automerge::transaction::{CommitOptions, Transactable};
+    use automerge::ROOT;
 
     #[test]
     fn unsynced_counts_receipt_changes_after_shared_heads() {

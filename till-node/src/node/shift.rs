@@ -8,6 +8,7 @@
 //! with a different request is refused. Failed requests leave no record. A write returns
 //! [`Recorded`]: the answer's JSON as stored, which `api` sends with its HTTP status.
 
+use crdt_model::commit_tag;
 use crdt_model::ids::DocKey;
 use crdt_model::receipt::{ReceiptDraft, ReceiptKind};
 use crdt_model::session::{self, CashMovement, MovementKind, SessionHeader};
@@ -20,7 +21,7 @@ use super::commit::Commit;
 use super::core::{doc_id, Core};
 use super::error::NodeError;
 use super::fiscal_queue::{close_job_id, job_entry, FiscalSettings};
-use super::replica::{LoadedDoc, RECEIPT_MESSAGE_PREFIX};
+use super::replica::LoadedDoc;
 use super::views::{
     close_record, session_summary, MovementAck, ReceiptAnswer, ReceiptStatus, SessionOpened,
     SessionSummary,
@@ -170,7 +171,7 @@ impl Shifts<'_> {
         session::open(&mut loaded.doc, &header)?;
         self.core.replica.insert(id.clone(), loaded);
         record(&mut commit, idem, &body, now);
-        self.seal_and_commit(commit, &id, format!("session_open:{session_id}"), now)?;
+        self.seal_and_commit(commit, &id, commit_tag::session_open(session_id), now)?;
         self.note_local_change(&id, now, false);
         self.core.open_shift = Some(id);
         tracing::info!(session = %session_id, "cash session opened");
@@ -240,7 +241,7 @@ impl Shifts<'_> {
         if let Some(entry) = entry {
             commit.side.enqueue_outbox(entry);
         }
-        self.seal_and_commit(commit, &id, format!("cash:{}", movement.id), now)?;
+        self.seal_and_commit(commit, &id, commit_tag::cash(movement.id), now)?;
         self.note_local_change(&id, now, false);
         Ok(Recorded::fresh(body))
     }
@@ -311,7 +312,7 @@ impl Shifts<'_> {
             loaded.doc.rollback();
             return Err(error.into());
         }
-        let message = format!("{RECEIPT_MESSAGE_PREFIX}{receipt_id}");
+        let message = commit_tag::receipt(receipt_id);
         self.seal_and_commit(commit, &id, message, now)?;
         self.note_local_change(&id, now, true);
         self.core.metrics.receipts_accepted_total.inc();
@@ -369,7 +370,7 @@ impl Shifts<'_> {
         if let Some(entry) = entry {
             commit.side.enqueue_outbox(entry);
         }
-        self.seal_and_commit(commit, &id, format!("session_close:{session_id}"), now)?;
+        self.seal_and_commit(commit, &id, commit_tag::session_close(session_id), now)?;
         self.note_local_change(&id, now, false);
         self.core.open_shift = None;
         self.core.maybe_compact(&id, true);

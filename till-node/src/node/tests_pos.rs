@@ -115,7 +115,9 @@ impl Page {
         )
         .expect("receipt");
         session::append_receipt(doc, &receipt).expect("append");
-        doc.commit_with(CommitOptions::default().with_message(format!("receipt:{receipt_id}")));
+        doc.commit_with(
+            CommitOptions::default().with_message(crdt_model::commit_tag::receipt(receipt_id)),
+        );
         receipt_id
     }
 }

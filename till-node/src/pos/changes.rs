@@ -7,12 +7,9 @@
 //! within the discount cap, is refused whole: refunds go through the till's refund saga, which
 //! checks the original first.
 
-use crdt_model::receipt::ReceiptKind;
+use crdt_model::receipt::{exceeds_percent, ReceiptKind, MAX_DISCOUNT_PERCENT};
 use crdt_model::session::SessionView;
-use crdt_model::Receipt;
-
-/// Largest total discount of a receipt the page may sell, in percent of its gross (issue 4).
-pub const MAX_DISCOUNT_PERCENT: i64 = 50;
+use crdt_model::{Kopecks, Receipt};
 
 /// The receipts `after` adds to `before`, if that is all the page changed; otherwise why not.
 pub fn added_sales(before: &SessionView, after: &SessionView) -> Result<Vec<Receipt>, String> {
@@ -49,7 +46,7 @@ pub fn added_sales(before: &SessionView, after: &SessionView) -> Result<Vec<Rece
         }
         let gross: i64 = receipt.lines.iter().map(|l| l.sum.0 + l.discount.0).sum();
         let discount: i64 = receipt.lines.iter().map(|l| l.discount.0).sum();
-        if discount.saturating_mul(100) > gross.saturating_mul(MAX_DISCOUNT_PERCENT) {
+        if exceeds_percent(Kopecks(discount), Kopecks(gross), MAX_DISCOUNT_PERCENT) {
             return Err(format!(
                 "receipt {} has a discount above {MAX_DISCOUNT_PERCENT} %",
                 receipt.id

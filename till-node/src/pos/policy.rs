@@ -5,13 +5,15 @@
 //! receipts appended to the open session. A session the till does not hold (one it dropped after
 //! retention, or one the page made up) is refused, so an old shift never comes back to be
 //! queued again. Changes the page sends must be authored by the page's own device
-//! (`S/T/<device>` of its login), never by the daemon or another browser. Nothing else is
+//! (`S/T/<device>` of its login), never by the daemon or another browser: the model's rule
+//! (`crdt_model::authorship`) admits any device of the till, and this link narrows it. Nothing else is
 //! visible to it — in particular not the staff document with the PIN hashes, which never leaves
 //! the till.
 
 use std::collections::BTreeSet;
 
 use automerge::ActorId;
+use crdt_model::authorship;
 use crdt_model::ids::{parse_actor, ActorOwner, DocKey};
 use crdt_model::{StoreId, TillId};
 use sync_engine::{Access, DocId, PeerId, SharePolicy};
@@ -81,8 +83,11 @@ impl SharePolicy for PosPolicy {
         if !self.own_session(doc, &key) {
             return false;
         }
-        matches!(parse_actor(actor), ActorOwner::Till { store, till, device }
-            if store == self.store && till == self.till && device == self.device)
+        // The model lets any device of this till write the session; the page relays only
+        // its own changes, never the daemon's or another browser's.
+        let author = parse_actor(actor);
+        authorship::may_write(&author, &key).is_ok()
+            && matches!(author, ActorOwner::Till { device, .. } if device == self.device)
     }
 }
 
