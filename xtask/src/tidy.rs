@@ -199,6 +199,7 @@ fn check_member_sources(root: &Path, member_dir: &str) -> Result<Vec<Violation>>
         }
         if top_dir == "src" {
             violations.extend(files::check_file_length(&file, &text, files::MAX_LINES));
+            violations.extend(files::check_test_file_name(&file, &text));
         }
         violations.extend(files::check_no_ignore(&file, &text));
     }

@@ -317,5 +317,4 @@ pub fn operator_sign(container: &OfdContainer) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;

@@ -464,5 +464,4 @@ fn receipt_id_of(tags: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-#[path = "machine_tests.rs"]
 mod tests;

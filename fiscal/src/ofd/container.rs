@@ -429,5 +429,4 @@ fn container_crc(container: &[u8]) -> u16 {
 }
 
 #[cfg(test)]
-#[path = "container_tests.rs"]
 mod tests;

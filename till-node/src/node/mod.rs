@@ -40,8 +40,6 @@ mod retention;
 mod shift;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_pos;
 pub mod views;
 
 use crdt_model::{StoreId, TillId};

@@ -12,6 +12,8 @@ use crate::pos::tokens::PosLogin;
 use crate::store::{Store, WriteBatch, WriteOp};
 use sync_engine::DocId;
 
+mod page_sync;
+
 fn config() -> NodeConfig {
     NodeConfig {
         store: StoreId::new("S1").expect("store"),

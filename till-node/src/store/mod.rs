@@ -32,11 +32,7 @@ pub mod saga;
 mod schema;
 
 #[cfg(test)]
-mod tests_docs;
-#[cfg(test)]
-mod tests_fiscal;
-#[cfg(test)]
-mod tests_writes;
+mod tests;
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! Source-file rules: a `//!` header on every module, no ignored tests, bounded file size.
+//! Source-file rules: a `//!` header on every module, no ignored tests, bounded file size, one
+//! naming scheme for unit tests split out of their module.
 //!
 //! Each check takes a file's path (for the message) and its text, so tests feed it strings.
 
@@ -68,6 +69,35 @@ pub fn check_file_length(path: &Path, text: &str, max_lines: usize) -> Option<Vi
             format!("{lines} lines, more than {max_lines}: split it by responsibility"),
         )
     })
+}
+
+/// Unit tests that leave their module's file live in `<module>/tests.rs`, or by topic in
+/// `<module>/tests/<topic>.rs` declared from it: never `tests_<topic>.rs`, `<module>_tests.rs`
+/// or a `#[path]` attribute, so a reader finds a module's tests in one place by one rule.
+pub fn check_test_file_name(path: &Path, text: &str) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    if stem.starts_with("tests_") || stem.ends_with("_tests") {
+        violations.push(Violation::new(
+            path,
+            "test-file-name",
+            "split-out unit tests live in `<module>/tests.rs` or `<module>/tests/<topic>.rs`",
+        ));
+    }
+    let path_attribute = format!("#[{}", "path");
+    for (index, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with(&path_attribute) {
+            violations.push(Violation::new(
+                path,
+                "test-file-name",
+                format!(
+                    "line {}: a `#[path]` module; put the file where the module tree says",
+                    index + 1
+                ),
+            ));
+        }
+    }
+    violations
 }
 
 /// `word` occurs in `text` with no identifier character on either side.
@@ -141,6 +171,30 @@ mod tests {
             "{}",
             violation.message
         );
+    }
+
+    #[test]
+    fn split_out_tests_follow_one_naming_scheme() {
+        let doc = "//! Doc.\n";
+        for good in [
+            "c/src/store/tests.rs",
+            "c/src/store/tests/docs.rs",
+            "c/src/tests.rs",
+        ] {
+            assert!(
+                check_test_file_name(Path::new(good), doc).is_empty(),
+                "{good}"
+            );
+        }
+        for bad in ["c/src/store/tests_docs.rs", "c/src/ofd/container_tests.rs"] {
+            let violations = check_test_file_name(Path::new(bad), doc);
+            assert_eq!(violations.len(), 1, "{bad}");
+            assert_eq!(violations[0].rule, "test-file-name");
+        }
+        let with_path = format!("//! Doc.\n#[{}= \"x_tests.rs\"]\nmod tests;\n", "path ");
+        let violations = check_test_file_name(path(), &with_path);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert!(violations[0].message.starts_with("line 2:"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::{
+use crate::store::{
     IdempotencyRecord, OutboxEntry, OutboxKind, OutboxStage, OutboxUpdate, Store, StoreError,
     WriteBatch, MAX_BATCH_OPS,
 };

@@ -4,8 +4,8 @@
 
 use rusqlite::{params, Connection};
 
-use super::fiscal_log::MAX_LOG_MESSAGE_BYTES;
-use super::{
+use crate::store::fiscal_log::MAX_LOG_MESSAGE_BYTES;
+use crate::store::{
     schema, LogLevel, LogRecord, OutboxEntry, OutboxKind, OutboxStage, OutboxUpdate, RefundSaga,
     SagaState, Store, StoreError, WriteBatch, DB_FILE_NAME, MAX_FISCAL_LOG_ROWS,
 };
@@ -73,7 +73,7 @@ fn open_with(entries: Vec<OutboxEntry>) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn ids(rows: Vec<super::OutboxRow>) -> Vec<String> {
+fn ids(rows: Vec<crate::store::OutboxRow>) -> Vec<String> {
     rows.into_iter().map(|row| row.entry.receipt_id).collect()
 }
 

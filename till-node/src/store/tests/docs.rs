@@ -7,7 +7,7 @@ use std::time::Instant;
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, ChangeHash, ObjType, ReadDoc, ROOT};
 
-use super::{ChunkId, Store, StoreError, WriteBatch};
+use crate::store::{ChunkId, Store, StoreError, WriteBatch};
 
 fn encode_heads(heads: &[ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()

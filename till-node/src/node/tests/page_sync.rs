@@ -14,7 +14,7 @@ use crdt_model::{session, Kopecks, ReceiptId, SessionId, StoreId, TillId};
 use sync_engine::{AllowAll, ClientSession, DocId, PeerId};
 use uuid::Uuid;
 
-use super::*;
+use crate::node::*;
 use crate::pos::tokens::PosLogin;
 
 fn open(dir: &std::path::Path) -> Node {
