@@ -1,9 +1,9 @@
 //! Prometheus metrics of the till, with the seeds' metric names.
 //!
 //! The names are a contract with the support runbooks and the alert rules
-//! (brief.md §6); the fiscal ones (breaker, DLQ) arrive with the fiscal
-//! pipeline. Each node owns its own [`Registry`] so tests can run many nodes
-//! in one process.
+//! (brief.md §6), the fiscal pipeline's (breaker, DLQ, register, OFD) included.
+//! Each node owns its own [`Registry`] so tests can run many nodes in one
+//! process.
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry, TextEncoder,
@@ -31,7 +31,7 @@ pub struct Metrics {
     pub network_state: IntGauge,
     /// Remote HLCs the clock refused (too far ahead of the wall clock).
     pub hlc_remote_rejected_total: IntCounter,
-    /// Receipts not yet on the hub (the same as `kkt_buffer_size` until the fiscal pipeline).
+    /// Receipts not yet on the hub (`kkt_buffer_size` counts them too when no register is attached).
     pub unsynced_receipts: IntGauge,
     /// Documents whose changes are too large for one sync message (they cannot reach the hub).
     pub sync_oversized_docs: IntGauge,

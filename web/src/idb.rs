@@ -104,10 +104,14 @@ impl Db {
         };
         let (docs, states) = (rows(docs), rows(states));
         tx.done().await?;
-        let meta: ReplicaMeta = meta
-            .and_then(|value| value.as_string())
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default();
+        let meta: ReplicaMeta = match meta.and_then(|value| value.as_string()) {
+            None => ReplicaMeta::default(),
+            Some(json) => serde_json::from_str(&json).unwrap_or_else(|error| {
+                // The meta only caches what the documents also hold; say it was reset.
+                leptos::logging::warn!("replica meta does not read back, starting afresh: {error}");
+                ReplicaMeta::default()
+            }),
+        };
         Ok(StoredReplica { docs, states, meta })
     }
 

@@ -148,9 +148,16 @@ pub fn document_from_tlv(form: u8, bytes: &[u8]) -> RegisterResult<FiscalDocumen
         .map_or(0, |raw| {
             u32::from_be_bytes([raw[2], raw[3], raw[4], raw[5]])
         });
+    // Every fiscal document names its FN (tag 1041): one without it cannot be stamped or
+    // reconciled, so it is refused rather than stored with an empty FN number.
+    let fn_number = tlv::find_string(&entries, 1041).ok_or_else(|| {
+        RegisterError::Protocol(format!(
+            "fiscal document (form {form}) without its FN number (tag 1041)"
+        ))
+    })?;
     Ok(FiscalDocument {
         kind: DocumentKind::from_code(form),
-        fn_number: tlv::find_string(&entries, 1041).unwrap_or_default(),
+        fn_number,
         fd_number: uint(1040) as u32,
         fiscal_sign,
         shift_number: uint(1038) as u32,

@@ -474,7 +474,15 @@ pub async fn sell(ctx: Ctx, plan: PaymentPlan) {
             return ctx.complain(payment_error_text(ctx, &reason));
         }
     };
-    let empty = serde_json::to_string(&Cart::default()).unwrap_or_default();
+    // The emptied cart is stored with the sale: an encoding failure must stop the sale, not
+    // store an empty string that no longer reads back as a cart.
+    let empty = match serde_json::to_string(&Cart::default()) {
+        Ok(empty) => empty,
+        Err(error) => {
+            leptos::logging::error!("the empty cart does not encode: {error}");
+            return ctx.complain(payment_error_text(ctx, &error.to_string()));
+        }
+    };
     if let Err(error) = db.write_sale(&write, &empty).await {
         with_core(|core| core.poisoned = true);
         leptos::logging::error!("sale not persisted: {}", error.0);
