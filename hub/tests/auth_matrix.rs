@@ -5,6 +5,7 @@
 
 mod api_support;
 mod support;
+mod write_support;
 
 use api_support::{Hub, Till};
 use axum::http::{Method, StatusCode};
@@ -12,6 +13,7 @@ use hub::api::{Access, Route, ROUTES};
 use hub::auth_types::Role;
 use std::time::Duration;
 use support::for_each_backend;
+use write_support::WriteOnce;
 use sync_engine::{Envelope, PeerId, CONTENT_TYPE};
 
 /// Everyone who knocks.

@@ -5,6 +5,7 @@
 
 mod api_support;
 mod support;
+mod write_support;
 
 use api_support::{Hub, Till};
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -19,6 +20,7 @@ use hub::auth_types::Role;
 use hub::cli::{execute, Cli, Io};
 use hub::db::{Db, DbConfig, DbError, DocMeta};
 use support::for_each_backend;
+use write_support::WriteOnce;
 use sync_engine::DocId;
 
 const PIN: &str = "482913";

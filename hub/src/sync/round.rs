@@ -5,6 +5,7 @@
 //! clock refuse the round ([`clock_guard`](crate::sync::clock_guard)). No IO here: it runs on the blocking pool while the database
 //! transaction waits, so a large document never stalls the async workers.
 
+use crate::doc_edit::{doc_meta, COMPACT_AFTER_CHUNKS};
 use crate::db::{DocMeta, PeerDocStatus, StoredDoc, MAX_REPORTED_HEADS};
 use crate::sync::cache::{DocCache, DocVersion};
 use crate::sync::clock_guard::ClockGuard;
@@ -14,11 +15,8 @@ use crate::sync::SyncRoundError;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use crdt_model::{DocKey, ReceiptId};
 use std::collections::{BTreeMap, HashSet};
-use sync_engine::{DocId, DocSet, DocStatus, Envelope, Plan, Server, VersionVector};
+use sync_engine::{DocId, DocSet, DocStatus, Envelope, Plan, Server};
 
-/// Compact a document once it has more change chunks than this (the snapshot is rewritten,
-/// the folded chunks deleted, in the same transaction).
-pub const COMPACT_AFTER_CHUNKS: usize = 64;
 
 /// One document as loaded under its lock, with the persisted sync state for the peer.
 #[derive(Debug)]
@@ -100,30 +98,9 @@ impl DocSet for HubDocs {
     }
 }
 
-/// The storage metadata a document id implies.
-pub fn doc_meta(key: &DocKey) -> DocMeta {
-    match key {
-        DocKey::Catalogue { store } => DocMeta {
-            store: store.to_string(),
-            kind: "catalogue".to_owned(),
-            till: None,
-        },
-        DocKey::Session { store, till, .. } => DocMeta {
-            store: store.to_string(),
-            kind: "session".to_owned(),
-            till: Some(till.to_string()),
-        },
-        DocKey::Staff { store } => DocMeta {
-            store: store.to_string(),
-            kind: "staff".to_owned(),
-            till: None,
-        },
-    }
-}
-
 /// The version vector of `doc` as JSON.
-pub fn clock_json(doc: &mut AutoCommit) -> Result<String, SyncRoundError> {
-    serde_json::to_string(&VersionVector::from_doc(doc))
+fn clock_json(doc: &mut AutoCommit) -> Result<String, SyncRoundError> {
+    crate::doc_edit::clock_json(doc)
         .map_err(|e| SyncRoundError::Internal(format!("cannot serialise a clock: {e}")))
 }
 
