@@ -119,16 +119,15 @@ where
     tx.lock_doc(&doc_id).await?;
     let stored = tx.load_doc(&doc_id).await?;
     let task_doc_id = doc_id.clone();
-    let (edited, value) = tokio::task::spawn_blocking(move || {
-        apply(&task_doc_id, stored, wall_ms, message, edit)
-    })
-    .await
-    .map_err(|e| {
-        E::from(EditError {
-            doc_id: doc_id.clone(),
-            reason: format!("edit task failed: {e}"),
-        })
-    })??;
+    let (edited, value) =
+        tokio::task::spawn_blocking(move || apply(&task_doc_id, stored, wall_ms, message, edit))
+            .await
+            .map_err(|e| {
+                E::from(EditError {
+                    doc_id: doc_id.clone(),
+                    reason: format!("edit task failed: {e}"),
+                })
+            })??;
     if let Some(chunk) = &edited.chunk {
         let chunk_id = tx.append_changes(&doc_id, &doc_meta(key), chunk).await?;
         tx.set_doc_clock(&doc_id, &edited.clock_json, &edited.heads)
@@ -161,8 +160,7 @@ where
         })
     };
     let actor = crdt_model::ids::hub_actor(crate::HUB_NAME).map_err(|e| fail(e.to_string()))?;
-    let clock =
-        HlcClock::new(crate::HUB_NAME, MAX_FORWARD_MS).map_err(|e| fail(e.to_string()))?;
+    let clock = HlcClock::new(crate::HUB_NAME, MAX_FORWARD_MS).map_err(|e| fail(e.to_string()))?;
     let (doc, chunk_ids) = match &stored {
         None => (AutoCommit::new().with_actor(actor), Vec::new()),
         Some(stored) => {
@@ -202,7 +200,8 @@ where
         .then(|| (doc.save(), doc.get_heads(), chunk_ids));
     let edited = Edited {
         chunk: Some(chunk),
-        clock_json: clock_json(&mut doc).map_err(|e| fail(format!("cannot serialise a clock: {e}")))?,
+        clock_json: clock_json(&mut doc)
+            .map_err(|e| fail(format!("cannot serialise a clock: {e}")))?,
         heads: doc.get_heads(),
         compaction,
     };

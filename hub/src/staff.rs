@@ -243,8 +243,8 @@ mod tests {
         let s2: StoreId = "S2".parse().expect("store");
         let first = build(None, &s1, update("anna", true), 5_000).expect("create");
         let chunk = first.chunk.expect("a change");
-        let error = build(Some(stored(chunk)), &s2, update("anna", true), 6_000)
-            .expect_err("refused");
+        let error =
+            build(Some(stored(chunk)), &s2, update("anna", true), 6_000).expect_err("refused");
         assert!(error.contains("S1"), "{error}");
     }
 }

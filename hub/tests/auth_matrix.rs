@@ -13,8 +13,8 @@ use hub::api::{Access, Route, ROUTES};
 use hub::auth_types::Role;
 use std::time::Duration;
 use support::for_each_backend;
-use write_support::WriteOnce;
 use sync_engine::{Envelope, PeerId, CONTENT_TYPE};
+use write_support::WriteOnce;
 
 /// Everyone who knocks.
 struct Callers {

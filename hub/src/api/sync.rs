@@ -1,10 +1,10 @@
-//! The axum handler of `POST /api/v1/sync`, mounted through the route table with
+//! The hub's `POST /api/v1/sync`, mounted through the route table with
 //! [`crate::api::Access::Device`] (the auth middleware has already resolved the till).
 //!
-//! It follows `sync_engine::http_server::sync_handler` (same statuses and error body shape)
-//! and adds what that generic handler cannot know: a sender that is not the authenticated
-//! till is 403 (the generic handler says 422), and every outcome is counted in the metrics
-//! by reason.
+//! The handler is sync-engine's one sync handler (`sync_engine::http_server::serve_round`);
+//! this file is the hub's [`SyncEndpoint`]: the sender must be the till of the device token
+//! (403 otherwise), errors are [`ApiError`]s, and every outcome is counted in the metrics by
+//! reason, with the round's duration.
 //!
 //! | condition | status |
 //! |---|---|
@@ -23,11 +23,12 @@ use crate::sync::SyncRoundError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use std::time::Instant;
-use sync_engine::{Envelope, SyncError, CONTENT_TYPE, MAX_ENVELOPE_BYTES};
+use std::time::Duration;
+use sync_engine::http_server::{serve_round, ContentTypeRule, Refusal, SyncEndpoint};
+use sync_engine::{Envelope, PeerId, SyncError, CONTENT_TYPE, MAX_ENVELOPE_BYTES};
 
 /// `POST /api/v1/sync`: one sync round (see the module doc).
 pub async fn sync(
@@ -36,82 +37,103 @@ pub async fn sync(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let started = Instant::now();
-    let result = handle(&app, &device, &headers, body).await;
-    app.metrics
-        .sync_duration
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(bytes) => {
-            app.metrics.sync_requests.with_label_values(&["ok"]).inc();
-            ([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response()
-        }
-        Err((reason, error)) => {
-            app.metrics.sync_error(reason);
-            let error = error.with_detail(format!("peer {} reason {reason}", device.till.peer));
-            error.into_response()
+    serve_round(&HubEndpoint(&app), device, &headers, body).await
+}
+
+/// A refused round: the metrics reason, the answer, and the till for the log line.
+#[derive(Debug)]
+pub struct Failure {
+    reason: &'static str,
+    error: ApiError,
+    peer: PeerId,
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let detail = format!("peer {} reason {}", self.peer, self.reason);
+        self.error.with_detail(detail).into_response()
+    }
+}
+
+struct HubEndpoint<'a>(&'a AppState);
+
+impl HubEndpoint<'_> {
+    fn fail(device: &CurrentDevice, reason: &'static str, error: ApiError) -> Failure {
+        Failure {
+            reason,
+            error,
+            peer: device.till.peer.clone(),
         }
     }
 }
 
-type Failure = (&'static str, ApiError);
+impl SyncEndpoint for HubEndpoint<'_> {
+    type Caller = CurrentDevice;
+    type Error = Failure;
 
-async fn handle(
-    app: &AppState,
-    device: &CurrentDevice,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Vec<u8>, Failure> {
-    if !acceptable_content_type(headers) {
-        return Err((
-            "unsupported_media_type",
-            ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("send the envelope as {CONTENT_TYPE}"),
-            ),
-        ));
+    fn content_type_rule(&self) -> ContentTypeRule {
+        ContentTypeRule::Lenient
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(("too_large", ApiError::payload_too_large(MAX_ENVELOPE_BYTES)));
-        }
-        Err(_) => {
-            return Err((
+
+    fn expected_sender(&self, device: &CurrentDevice) -> Option<PeerId> {
+        Some(device.till.peer.clone())
+    }
+
+    fn refuse(&self, device: &CurrentDevice, refusal: Refusal<'_>) -> Failure {
+        let (reason, error) = match refusal {
+            Refusal::UnsupportedMediaType => (
+                "unsupported_media_type",
+                ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("send the envelope as {CONTENT_TYPE}"),
+                ),
+            ),
+            Refusal::TooLarge(_) => ("too_large", ApiError::payload_too_large(MAX_ENVELOPE_BYTES)),
+            Refusal::UnreadableBody(_) => (
                 "bad_request",
                 ApiError::bad_request("unreadable request body"),
-            ))
-        }
-    };
-    let request = Envelope::decode(&body).map_err(|e| {
-        (
-            "invalid_envelope",
-            // The decoder's message describes the client's own bytes: safe to return.
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_envelope",
-                format!("invalid sync envelope: {e}"),
             ),
-        )
-    })?;
-    if request.sender != device.till.peer {
-        return Err((
-            "sender_mismatch",
-            ApiError::forbidden("the envelope's sender is not the authenticated till"),
-        ));
+            Refusal::InvalidEnvelope(e) => (
+                "invalid_envelope",
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_envelope",
+                    format!("invalid sync envelope: {e}"),
+                ),
+            ),
+            Refusal::SenderMismatch { .. } => (
+                "sender_mismatch",
+                ApiError::forbidden("the envelope's sender is not the authenticated till"),
+            ),
+        };
+        Self::fail(device, reason, error)
     }
-    let reply = app
-        .sync
-        .round(&device.till, request)
-        .await
-        .map_err(|e| (e.reason(), round_error(e)))?;
-    reply.encode().map_err(|e| {
-        (
+
+    fn encode_failed(&self, device: &CurrentDevice, detail: String) -> Failure {
+        Self::fail(
+            device,
             "internal",
-            ApiError::internal(format!("reply encoding: {e}")),
+            ApiError::internal(format!("reply encoding: {detail}")),
         )
-    })
+    }
+
+    async fn round(&self, device: &CurrentDevice, request: Envelope) -> Result<Envelope, Failure> {
+        self.0
+            .sync
+            .round(&device.till, request)
+            .await
+            .map_err(|e| Self::fail(device, e.reason(), round_error(e)))
+    }
+
+    fn observe(&self, outcome: Result<(), &Failure>, elapsed: Duration) {
+        let metrics = &self.0.metrics;
+        metrics.sync_duration.observe(elapsed.as_secs_f64());
+        match outcome {
+            Ok(()) => metrics.sync_requests.with_label_values(&["ok"]).inc(),
+            Err(failure) => metrics.sync_error(failure.reason),
+        }
+    }
 }
 
 fn round_error(error: SyncRoundError) -> ApiError {
@@ -156,17 +178,5 @@ fn round_error(error: SyncRoundError) -> ApiError {
         .with_detail(e.to_string()),
         SyncRoundError::Db(e) => ApiError::from(e),
         other => ApiError::internal(other.to_string()),
-    }
-}
-
-fn acceptable_content_type(headers: &HeaderMap) -> bool {
-    match headers.get(header::CONTENT_TYPE).map(HeaderValue::to_str) {
-        None => true,
-        Some(Ok(value)) => {
-            let media = value.split(';').next().unwrap_or("").trim();
-            media.eq_ignore_ascii_case(CONTENT_TYPE)
-                || media.eq_ignore_ascii_case("application/octet-stream")
-        }
-        Some(Err(_)) => false,
     }
 }

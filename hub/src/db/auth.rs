@@ -166,7 +166,6 @@ impl DbTx {
 }
 
 impl Db {
-
     /// The till a token belongs to, unless unknown or revoked.
     pub async fn device_by_token(&self, token: &str) -> Result<Option<Device>, DbError> {
         let well_formed =
@@ -279,18 +278,13 @@ impl Db {
         });
         row.map(user_from_row).transpose()
     }
-
 }
 
 impl DbTx {
     /// Inserts a user row with an argon2id `password_hash` (see [`hash_secret`]).
     /// [`DbError::AlreadyExists`] if the name is taken. Validation of the secret and the
     /// staff document are the user service's ([`crate::users`]).
-    pub async fn insert_user(
-        &mut self,
-        user: &User,
-        password_hash: &str,
-    ) -> Result<(), DbError> {
+    pub async fn insert_user(&mut self, user: &User, password_hash: &str) -> Result<(), DbError> {
         validate_user_name(&user.name)?;
         if let Some(store) = &user.store {
             validate_store_id(store)?;

@@ -58,7 +58,6 @@ impl Db {
         });
         Ok(until)
     }
-
 }
 
 impl DbTx {

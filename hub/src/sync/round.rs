@@ -5,8 +5,8 @@
 //! clock refuse the round ([`clock_guard`](crate::sync::clock_guard)). No IO here: it runs on the blocking pool while the database
 //! transaction waits, so a large document never stalls the async workers.
 
-use crate::doc_edit::{doc_meta, COMPACT_AFTER_CHUNKS};
 use crate::db::{DocMeta, PeerDocStatus, StoredDoc, MAX_REPORTED_HEADS};
+use crate::doc_edit::{doc_meta, COMPACT_AFTER_CHUNKS};
 use crate::sync::cache::{DocCache, DocVersion};
 use crate::sync::clock_guard::ClockGuard;
 use crate::sync::policy::TillPolicy;
@@ -16,7 +16,6 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 use crdt_model::{DocKey, ReceiptId};
 use std::collections::{BTreeMap, HashSet};
 use sync_engine::{DocId, DocSet, DocStatus, Envelope, Plan, Server};
-
 
 /// One document as loaded under its lock, with the persisted sync state for the peer.
 #[derive(Debug)]
@@ -258,6 +257,8 @@ pub fn compute(
                     )));
                 }
             }
+            // Not a failure: a document the hub did not hold before this round has no
+            // stored chunks to fold.
             let loaded_chunks = chunk_ids.remove(&outcome.doc).unwrap_or_default();
             if loaded_chunks.len() + 1 > COMPACT_AFTER_CHUNKS {
                 write.compaction = Some((doc.save(), doc.get_heads(), loaded_chunks));
