@@ -27,6 +27,8 @@
 //! # Reads on [`Db`], writes on [`DbTx`]
 //! Every method of [`Db`] reads (through the reader pool on SQLite); every write is a method
 //! of [`DbTx`], so a write happens only inside a transaction the caller began and commits.
+//! A [`DbTx`] also reads what it must see under its own locks and writes (`load_doc`,
+//! `sync_state`, `user`).
 //! On SQLite that transaction holds the single writer connection; because no [`Db`] method
 //! writes, none can wait for that connection while a transaction holds it (the deadlock a
 //! writing `Db` method allowed). The one remaining way is a second [`Db::begin`] in a task
