@@ -14,7 +14,7 @@
 use crate::auth_types::Role;
 use crate::config::{self, DbFlags, FileConfig, ServeConfig};
 use crate::db::ids::{validate_store_id, validate_till_id, validate_user_name};
-use crate::db::{Db, DbConfig};
+use crate::db::{Db, DbConfig, DbError};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -247,7 +247,7 @@ pub async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
                 let password = read_password(io.stdin)?;
                 crate::auth_types::validate_secret(role, &password)?;
                 let db = connect(&db_config(db)?).await?;
-                let result = db.create_user(name, role, &password, store).await;
+                let result = crate::users::create_user(&db, name, role, &password, store).await;
                 db.close().await;
                 let user = result?;
                 tracing::info!(user = %user.name, role = %user.role, "user created");
@@ -256,7 +256,7 @@ pub async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             AdminCommand::EnrollTill { store, till, db } => {
                 let (store, till) = store_and_till(store, till, &file)?;
                 let db = connect(&db_config(db)?).await?;
-                let result = db.enroll_till(&store, &till).await;
+                let result = enroll_till(&db, &store, &till).await;
                 db.close().await;
                 let token = result?;
                 writeln!(io.stdout, "{token}").context("cannot write the token to stdout")?;
@@ -269,7 +269,7 @@ pub async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
             AdminCommand::RevokeTill { store, till, db } => {
                 let (store, till) = store_and_till(store, till, &file)?;
                 let db = connect(&db_config(db)?).await?;
-                let result = db.revoke_till(&store, &till).await;
+                let result = revoke_till(&db, &store, &till).await;
                 db.close().await;
                 if !result? {
                     bail!("till {till} of store {store} is not enrolled");
@@ -307,6 +307,20 @@ pub async fn execute(cli: Cli, io: &mut Io<'_>) -> anyhow::Result<()> {
 /// `hub serve`: see [`crate::serve`].
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     crate::serve::serve(config).await
+}
+
+async fn enroll_till(db: &Db, store: &str, till: &str) -> Result<String, DbError> {
+    let mut tx = db.begin().await?;
+    let token = tx.enroll_till(store, till).await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
+async fn revoke_till(db: &Db, store: &str, till: &str) -> Result<bool, DbError> {
+    let mut tx = db.begin().await?;
+    let revoked = tx.revoke_till(store, till).await?;
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 async fn connect(config: &DbConfig) -> anyhow::Result<Db> {

@@ -42,12 +42,19 @@ async fn sweep_sessions(db: Db) {
     let mut tick = tokio::time::interval(SESSION_SWEEP_EVERY);
     loop {
         tick.tick().await;
-        match db.delete_expired(crate::db::now_ms()).await {
+        match delete_expired(&db).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "expired login sessions deleted"),
             Err(e) => tracing::warn!(error = %e, "cannot delete expired login sessions"),
         }
     }
+}
+
+async fn delete_expired(db: &Db) -> Result<u64, crate::db::DbError> {
+    let mut tx = db.begin().await?;
+    let deleted = tx.delete_expired(crate::db::now_ms()).await?;
+    tx.commit().await?;
+    Ok(deleted)
 }
 
 async fn shutdown_signal() {

@@ -7,26 +7,19 @@
 //! role cashier or manager, with a store ([`staff_role`]); admins, support, accountants and
 //! managers of every store are not.
 //!
-//! Writing ([`put_member`]) happens inside the caller's [`DbTx`], the one that changes the
-//! user row, so the row and the document commit together or not at all: the document is
-//! locked and loaded, created with `staff::init` if missing, the member written at a fresh
-//! HLC of node `hub` (after every entry already there, so the last writer by HLC is this
-//! one), the change committed with actor `hub/hub`, appended as one chunk, the hub's clock
-//! of the document recorded, and the document compacted when it has too many chunks — the
-//! same path as `hub catalogue import`.
+//! Writing ([`put_member`]) is one hub-authored edit ([`crate::doc_edit::edit_document`])
+//! inside the caller's [`DbTx`], the one that changes the user row, so the row and the
+//! document commit together or not at all: the document is created with `staff::init` if
+//! missing and the member written at a fresh HLC of node `hub` (after every entry already
+//! there, so the last writer by HLC is this one). The user service ([`crate::users`]) is the
+//! caller.
 
 use crate::auth_types::Role;
-use crate::db::{DbError, DbTx, StoredDoc};
-use crate::sync::round::{clock_json, doc_meta, COMPACT_AFTER_CHUNKS};
-use automerge::transaction::CommitOptions;
-use automerge::{AutoCommit, ChangeHash};
+use crate::db::{DbError, DbTx};
+use crate::doc_edit::{edit_document, HubDoc};
 use crdt_model::commit_tag;
 use crdt_model::staff::{self, StaffWrite};
-use crdt_model::{DocKey, HlcClock, StaffMember, StaffRole, StoreId};
-
-/// How far ahead of the wall clock a stored entry's HLC may be for the hub's clock to adopt
-/// it (a hub whose clock stepped back still writes after it), as in the catalogue import.
-const MAX_FORWARD_MS: u64 = 3600 * 1000;
+use crdt_model::{DocKey, StaffMember, StaffRole, StoreId};
 
 /// The role a user has in its store's staff document, `None` when the user is not
 /// replicated to tills.
@@ -82,34 +75,15 @@ pub async fn put_member(
         store: store.clone(),
     };
     let doc_id = key.to_doc_id();
-    tx.lock_doc(&doc_id).await?;
-    let stored = tx.load_doc(&doc_id).await?;
-    let task_doc_id = doc_id.clone();
-    let built = tokio::task::spawn_blocking(move || {
-        build(stored, &store, update, wall_ms).map_err(|reason| DbError::Document {
-            doc_id: task_doc_id,
-            reason,
-        })
+    let message = commit_tag::staff(&update.login);
+    edit_document(tx, &key, wall_ms, message, move |hub| {
+        write_member(hub, &store, update).map_err(|reason| DbError::Document { doc_id, reason })
     })
     .await
-    .map_err(|e| DbError::Document {
-        doc_id: doc_id.clone(),
-        reason: format!("staff task failed: {e}"),
-    })??;
-    let chunk_id = tx
-        .append_changes(&doc_id, &doc_meta(&key), &built.chunk)
-        .await?;
-    tx.set_doc_clock(&doc_id, &built.clock_json, &built.heads)
-        .await?;
-    if let Some((snapshot, heads, mut folded)) = built.compaction {
-        folded.push(chunk_id);
-        tx.compact(&doc_id, &snapshot, &heads, &folded).await?;
-    }
-    Ok(())
 }
 
 /// The active cashier other than `login` whose PIN is `pin`, if any (argon2 checks, on the
-/// blocking thread of `build`).
+/// blocking thread of the edit).
 fn cashier_with_pin(members: &[StaffMember], login: &str, pin: &str) -> Option<String> {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     let argon2 = argon2::Argon2::default();
@@ -123,42 +97,19 @@ fn cashier_with_pin(members: &[StaffMember], login: &str, pin: &str) -> Option<S
         .map(|m| m.login.clone())
 }
 
-struct Built {
-    chunk: Vec<u8>,
-    clock_json: String,
-    heads: Vec<ChangeHash>,
-    compaction: Option<(Vec<u8>, Vec<ChangeHash>, Vec<i64>)>,
-}
-
-/// The change that writes `update` into the stored document (created if `None`).
-fn build(
-    stored: Option<StoredDoc>,
-    store: &StoreId,
-    update: MemberUpdate,
-    wall_ms: u64,
-) -> Result<Built, String> {
-    let actor = crdt_model::ids::hub_actor(crate::HUB_NAME).map_err(|e| e.to_string())?;
-    let mut clock = HlcClock::new(crate::HUB_NAME, MAX_FORWARD_MS).map_err(|e| e.to_string())?;
-    let (mut doc, chunk_ids) = match &stored {
-        None => {
-            let mut doc = AutoCommit::new().with_actor(actor);
-            staff::init(&mut doc, store).map_err(|e| e.to_string())?;
-            (doc, Vec::new())
+/// The edit itself: writes `update` into the document (created if new).
+fn write_member(hub: &mut HubDoc, store: &StoreId, update: MemberUpdate) -> Result<(), String> {
+    if hub.is_new {
+        staff::init(&mut hub.doc, store).map_err(|e| e.to_string())?;
+    } else {
+        let owner = staff::store(&hub.doc).map_err(|e| e.to_string())?;
+        if &owner != store {
+            return Err(format!("it belongs to store {owner}"));
         }
-        Some(stored) => {
-            let doc = AutoCommit::load(&stored.bytes)
-                .map_err(|e| format!("does not load: {e}"))?
-                .with_actor(actor);
-            let owner = staff::store(&doc).map_err(|e| e.to_string())?;
-            if &owner != store {
-                return Err(format!("it belongs to store {owner}"));
-            }
-            (doc, stored.chunk_ids.clone())
-        }
-    };
-    let members = staff::members(&doc).map_err(|e| e.to_string())?;
+    }
+    let members = staff::members(&hub.doc).map_err(|e| e.to_string())?;
     if let Some(latest) = members.iter().map(|m| &m.updated_at).max() {
-        if let Err(e) = clock.observe(latest, wall_ms) {
+        if let Err(e) = hub.clock.observe(latest, hub.wall_ms) {
             tracing::warn!(error = %e, "the staff document holds a timestamp far ahead of this hub's clock");
         }
     }
@@ -170,45 +121,58 @@ fn build(
             ));
         }
     }
-    let heads_before = doc.get_heads();
     let member = StaffMember {
         login: update.login,
         role: update.role,
         secret_hash: update.secret_hash,
         active: update.active,
-        updated_at: clock.now(wall_ms),
+        updated_at: hub.clock.now(hub.wall_ms),
     };
-    match staff::put_member(&mut doc, &member).map_err(|e| e.to_string())? {
-        StaffWrite::Written => {}
-        StaffWrite::NotNewer => {
-            return Err(format!(
-                "the entry of {:?} is newer than this hub's clock ({}); check the hub's clock",
-                member.login, member.updated_at
-            ));
-        }
+    match staff::put_member(&mut hub.doc, &member).map_err(|e| e.to_string())? {
+        StaffWrite::Written => Ok(()),
+        StaffWrite::NotNewer => Err(format!(
+            "the entry of {:?} is newer than this hub's clock ({}); check the hub's clock",
+            member.login, member.updated_at
+        )),
     }
-    let commit = CommitOptions::default()
-        .with_message(commit_tag::staff(&member.login))
-        .with_time(i64::try_from(wall_ms).unwrap_or(i64::MAX));
-    doc.commit_with(commit);
-    let chunk = if stored.is_none() {
-        doc.save()
-    } else {
-        doc.save_after(&heads_before)
-    };
-    let compaction = (stored.is_some() && chunk_ids.len() + 1 > COMPACT_AFTER_CHUNKS)
-        .then(|| (doc.save(), doc.get_heads(), chunk_ids));
-    Ok(Built {
-        chunk,
-        clock_json: clock_json(&mut doc).map_err(|e| e.to_string())?,
-        heads: doc.get_heads(),
-        compaction,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::StoredDoc;
+    use crate::doc_edit::{apply, doc_meta, Edited};
+    use automerge::AutoCommit;
+
+    /// One edit of the staff document of `store`, as `put_member` runs it.
+    fn build(
+        stored: Option<StoredDoc>,
+        store: &StoreId,
+        update: MemberUpdate,
+        wall_ms: u64,
+    ) -> Result<Edited, String> {
+        let message = commit_tag::staff(&update.login);
+        let store = store.clone();
+        apply(
+            "staff/S",
+            stored,
+            wall_ms,
+            message,
+            move |hub: &mut HubDoc| -> Result<(), EditFailure> {
+                write_member(hub, &store, update).map_err(EditFailure)
+            },
+        )
+        .map(|(edited, ())| edited)
+        .map_err(|e| e.0)
+    }
+
+    struct EditFailure(String);
+
+    impl From<crate::doc_edit::EditError> for EditFailure {
+        fn from(error: crate::doc_edit::EditError) -> Self {
+            EditFailure(error.reason)
+        }
+    }
 
     const HASH: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzYWx0$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
@@ -255,16 +219,17 @@ mod tests {
     fn a_second_write_lands_after_the_first_even_if_the_clock_stepped_back() {
         let store: StoreId = "S1".parse().expect("store");
         let first = build(None, &store, update("anna", true), 5_000).expect("create");
-        let mut bytes = first.chunk.clone();
+        let first_chunk = first.chunk.expect("a change");
+        let mut bytes = first_chunk.clone();
         let second = build(
-            Some(stored(first.chunk)),
+            Some(stored(first_chunk)),
             &store,
             update("anna", false),
             4_000,
         )
         .expect("update");
         assert!(second.compaction.is_none());
-        bytes.extend_from_slice(&second.chunk);
+        bytes.extend_from_slice(second.chunk.as_deref().expect("a change"));
         let mut doc = AutoCommit::load(&bytes).expect("load");
         let anna = staff::member(&doc, "anna").expect("read").expect("anna");
         assert!(!anna.active);
@@ -278,9 +243,9 @@ mod tests {
         let s1: StoreId = "S1".parse().expect("store");
         let s2: StoreId = "S2".parse().expect("store");
         let first = build(None, &s1, update("anna", true), 5_000).expect("create");
-        let error = build(Some(stored(first.chunk)), &s2, update("anna", true), 6_000)
-            .err()
-            .expect("refused");
+        let chunk = first.chunk.expect("a change");
+        let error =
+            build(Some(stored(chunk)), &s2, update("anna", true), 6_000).expect_err("refused");
         assert!(error.contains("S1"), "{error}");
     }
 }

@@ -5,6 +5,7 @@
 
 mod api_support;
 mod support;
+mod write_support;
 
 use api_support::{Hub, Till};
 use axum::http::{Method, StatusCode};
@@ -13,6 +14,7 @@ use hub::auth_types::Role;
 use std::time::Duration;
 use support::for_each_backend;
 use sync_engine::{Envelope, PeerId, CONTENT_TYPE};
+use write_support::WriteOnce;
 
 /// Everyone who knocks.
 struct Callers {

@@ -3,6 +3,7 @@
 //! status, devices, users, login sessions and projections.
 
 mod support;
+mod write_support;
 
 use automerge::{transaction::Transactable, ActorId, AutoCommit, ReadDoc, ROOT};
 use crdt_model::Kopecks;
@@ -14,6 +15,7 @@ use hub::db::{
 use std::collections::BTreeSet;
 use std::time::Duration;
 use support::for_each_backend;
+use write_support::WriteOnce;
 
 fn meta(store: &str, till: Option<&str>) -> DocMeta {
     DocMeta {

@@ -5,6 +5,7 @@
 
 mod api_support;
 mod support;
+mod write_support;
 
 use api_support::{now_ms, Hub, Till};
 use automerge::ChangeHash;

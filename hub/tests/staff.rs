@@ -5,6 +5,7 @@
 
 mod api_support;
 mod support;
+mod write_support;
 
 use api_support::{Hub, Till};
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
@@ -20,6 +21,7 @@ use hub::cli::{execute, Cli, Io};
 use hub::db::{Db, DbConfig, DbError, DocMeta};
 use support::for_each_backend;
 use sync_engine::DocId;
+use write_support::WriteOnce;
 
 const PIN: &str = "482913";
 
@@ -304,6 +306,64 @@ async fn two_cashiers_of_a_store_may_not_share_a_pin() {
         db.create_user("kassa4", Role::Cashier, "86420", Some("S1"))
             .await
             .expect("other PIN");
+        db.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_changed_secret_or_role_rewrites_the_staff_documents_it_touches() {
+    for_each_backend("staff user changes", |config| async move {
+        let db = Db::connect(&config).await.expect("connect");
+        db.create_user("kassa1", Role::Cashier, PIN, Some("S1"))
+            .await
+            .expect("cashier");
+        hub::users::set_secret(&db, "kassa1", "97531")
+            .await
+            .expect("new PIN");
+        let (doc, _) = staff_doc(&db, "S1").await.expect("staff/S1");
+        let member = staff::member(&doc, "kassa1")
+            .expect("read")
+            .expect("kassa1");
+        assert!(member.active);
+        assert!(verifies(&member, "97531"));
+        assert!(!verifies(&member, PIN));
+
+        let user = hub::users::set_role(
+            &db,
+            "kassa1",
+            Role::Manager,
+            Some("S2"),
+            "correct horse battery",
+        )
+        .await
+        .expect("promoted to manager of S2");
+        assert_eq!(
+            (user.role, user.store.as_deref()),
+            (Role::Manager, Some("S2"))
+        );
+        let (doc, _) = staff_doc(&db, "S1").await.expect("staff/S1");
+        let left = staff::member(&doc, "kassa1")
+            .expect("read")
+            .expect("kassa1");
+        assert!(
+            !left.active,
+            "the old store's tills must refuse the old PIN"
+        );
+        let (doc, _) = staff_doc(&db, "S2").await.expect("staff/S2");
+        let joined = staff::member(&doc, "kassa1")
+            .expect("read")
+            .expect("kassa1");
+        assert!(joined.active);
+        assert_eq!(joined.role, StaffRole::Manager);
+        assert!(verifies(&joined, "correct horse battery"));
+        let stored = db.user("kassa1").await.expect("read").expect("kassa1");
+        assert_eq!(stored, user);
+
+        assert!(matches!(
+            hub::users::set_secret(&db, "nobody", "correct horse battery").await,
+            Err(DbError::NotFound { .. })
+        ));
         db.close().await;
     })
     .await;

@@ -98,9 +98,11 @@ pub(crate) fn receive_checked(
 /// Decodes a persisted [`State`], falling back to a fresh one when the bytes are unreadable
 /// (a lost state only costs one larger Bloom-filter exchange, never data).
 pub fn decode_state(persisted: Option<&[u8]>) -> State {
-    persisted
-        .and_then(|bytes| State::decode(bytes).ok())
-        .unwrap_or_default()
+    match persisted.map(State::decode) {
+        Some(Ok(state)) => state,
+        // Deliberate, see above: never data, only a larger next exchange.
+        Some(Err(_)) | None => State::new(),
+    }
 }
 
 /// A state for a session with a peer that may only read the document: its changes are never

@@ -19,7 +19,8 @@
 //! - [`round`]: [`RoundLimits`] shared by both sides.
 //! - [`divergence`]: [`DocDivergence`], what each side lacks and since when.
 //! - [`memory`]: [`MemoryReplica`], an in-memory replica used as the reference in tests.
-//! - `http_server` (feature `http-server`): axum handler for `POST …/sync`.
+//! - `http_server` (feature `http-server`): the one axum sync handler, `serve_round`, with
+//!   hooks for the sender check and metrics; used by the hub and the till's page endpoint.
 //! - `http_client` (feature `http-client`): reqwest client for one round trip.
 //!
 //! Persisted per replica: the document's chunks (append [`Applied::new_changes`]) and, per

@@ -163,8 +163,7 @@ impl MemoryReplica {
     pub fn heads(&mut self, id: &DocId) -> Vec<ChangeHash> {
         self.docs
             .get_mut(id)
-            .map(AutoCommit::get_heads)
-            .unwrap_or_default()
+            .map_or_else(Vec::new, AutoCommit::get_heads)
     }
 
     /// A copy of the simulated disk.

@@ -78,10 +78,11 @@ pub async fn login(
         .await?
     else {
         app.metrics.login_failures.inc();
-        let locked = app
-            .db
+        let mut tx = app.db.begin().await?;
+        let locked = tx
             .record_login_failure(&request.name, now, &app.settings.login_limit)
             .await?;
+        tx.commit().await?;
         if locked.is_some() {
             tracing::warn!(user = %request.name.chars().take(64).collect::<String>(), "login locked after repeated failures");
         }
@@ -91,9 +92,11 @@ pub async fn login(
             "wrong name or password",
         ));
     };
-    app.db.clear_login_failures(&user.name).await?;
     let ttl = app.settings.session_ttl;
-    let token = app.db.create_session(&user.name, ttl).await?;
+    let mut tx = app.db.begin().await?;
+    tx.clear_login_failures(&user.name).await?;
+    let token = tx.create_session(&user.name, ttl).await?;
+    tx.commit().await?;
     let expires_at_ms = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
     tracing::info!(user = %user.name, role = %user.role, "user logged in");
     Ok(Json(LoginResponse {
@@ -111,7 +114,9 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if let Bearer::Token(token) = bearer(&headers) {
-        app.db.delete_session(token).await?;
+        let mut tx = app.db.begin().await?;
+        tx.delete_session(token).await?;
+        tx.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

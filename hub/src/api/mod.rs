@@ -15,13 +15,15 @@
 //! it). Error bodies are generic with a correlation id ([`error::ApiError`]).
 //!
 //! Submodules: [`auth`] (the middleware and bearer parsing), [`error`], [`login`],
-//! [`reports`] (store summary, divergence), [`health`] (health and metrics), [`timeout`].
+//! [`reports`] (store summary, divergence), [`health`] (health and metrics), [`timeout`],
+//! [`sync`] (`POST /api/v1/sync`, over `sync_engine::http_server`).
 
 pub mod auth;
 pub mod error;
 pub mod health;
 pub mod login;
 pub mod reports;
+pub mod sync;
 pub mod timeout;
 
 use crate::auth_types::Role;
@@ -142,7 +144,7 @@ pub const ROUTES: &[Route] = &[
         path: "/api/v1/sync",
         access: Access::Device,
         body_limit: sync_engine::MAX_ENVELOPE_BYTES,
-        handler: |m| on(m, crate::sync::http::sync),
+        handler: |m| on(m, sync::sync),
     },
 ];
 

@@ -8,26 +8,22 @@
 //! `vat110`, `vat120`, `vat122`); `ean` may be empty. Bad input is refused whole, with every
 //! error (up to [`MAX_REPORTED_ERRORS`]) and its line number ([`parse`]).
 //!
-//! Writing: in one transaction the document is locked and loaded; a new catalogue is created
-//! with `crdt_model::catalogue::init` (one change), an existing one updated with
-//! `upsert_products` (only changed fields are written, each an LWW register entry at one
-//! fresh HLC of node `hub`). Fields the CSV does not carry (unit, cost, category, brand)
-//! keep their current value; new products get the unit [`DEFAULT_UNIT`]. The change is
-//! committed with actor `hub/hub`, appended as one chunk, the hub's clock of the document
-//! recorded, and the document compacted when it has too many chunks.
+//! Writing is one hub-authored edit ([`crate::doc_edit::edit_document`]) in its own
+//! transaction: a new catalogue is created with `crdt_model::catalogue::init` (one change), an
+//! existing one updated with `upsert_products` (only changed fields are written, each an LWW
+//! register entry at one fresh HLC of node `hub`). Fields the CSV does not carry (unit, cost,
+//! category, brand) keep their current value; new products get the unit [`DEFAULT_UNIT`].
 
 pub mod parse;
 
 pub use self::parse::{parse_csv, ImportRow, RowError, MAX_PRICE_KOPECKS};
 
 use crate::db::ids::validate_store_id;
-use crate::db::{Db, DbError, StoredDoc};
-use crate::sync::round::{clock_json, doc_meta, COMPACT_AFTER_CHUNKS};
-use automerge::transaction::CommitOptions;
-use automerge::{AutoCommit, ChangeHash};
+use crate::db::{Db, DbError};
+use crate::doc_edit::{edit_document, EditError, HubDoc};
 use crdt_model::catalogue::{self, Product};
 use crdt_model::commit_tag;
-use crdt_model::{CatalogueError, DocKey, HlcClock, StoreId};
+use crdt_model::{CatalogueError, DocKey, StoreId};
 use std::collections::HashMap;
 use std::path::Path;
 use thiserror::Error;
@@ -40,9 +36,6 @@ pub const MAX_ROWS: usize = catalogue::MAX_PRODUCTS;
 pub const MAX_REPORTED_ERRORS: usize = 100;
 /// Unit of measure given to new products (the CSV has no unit column).
 pub const DEFAULT_UNIT: &str = "шт";
-/// How far ahead of the wall clock an existing entry's HLC may be for the import clock to
-/// adopt it (a hub whose clock stepped back keeps writing newer values).
-const MAX_FORWARD_MS: u64 = 3600 * 1000;
 
 /// The file was refused or could not be imported; nothing was written.
 #[derive(Debug, Error)]
@@ -93,6 +86,12 @@ pub enum ImportError {
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl From<EditError> for ImportError {
+    fn from(error: EditError) -> Self {
+        ImportError::Document(error.reason)
+    }
 }
 
 impl ImportError {
@@ -169,117 +168,57 @@ pub async fn import_rows(
     let key = DocKey::Catalogue {
         store: store_id.clone(),
     };
-    let doc_id = key.to_doc_id();
+    let message = commit_tag::catalogue_import(rows.len());
     let mut tx = db.begin().await?;
-    tx.lock_doc(&doc_id).await?;
-    let stored = tx.load_doc(&doc_id).await?;
-    let built = tokio::task::spawn_blocking(move || build(stored, &store_id, rows, wall_ms))
-        .await
-        .map_err(|e| ImportError::Document(format!("import task failed: {e}")))??;
-    if let Some(chunk) = &built.chunk {
-        let chunk_id = tx.append_changes(&doc_id, &doc_meta(&key), chunk).await?;
-        tx.set_doc_clock(&doc_id, &built.clock_json, &built.heads)
-            .await?;
-        if let Some((snapshot, heads, mut folded)) = built.compaction {
-            folded.push(chunk_id);
-            tx.compact(&doc_id, &snapshot, &heads, &folded).await?;
-        }
-    }
+    let report = edit_document(&mut tx, &key, wall_ms, message, move |hub| {
+        import(hub, &store_id, rows)
+    })
+    .await?;
     tx.commit().await?;
-    Ok(built.report)
+    Ok(report)
 }
 
-struct Built {
-    chunk: Option<Vec<u8>>,
-    clock_json: String,
-    /// The document's heads after the import (empty when nothing changed).
-    heads: Vec<ChangeHash>,
-    compaction: Option<(Vec<u8>, Vec<ChangeHash>, Vec<i64>)>,
-    report: ImportReport,
-}
-
-fn build(
-    stored: Option<StoredDoc>,
+/// The edit itself: a new catalogue with every row, or the rows upserted into the stored one
+/// at one fresh HLC after everything already there.
+fn import(
+    hub: &mut HubDoc,
     store: &StoreId,
     rows: Vec<ImportRow>,
-    wall_ms: u64,
-) -> Result<Built, ImportError> {
-    let actor = crdt_model::ids::hub_actor(crate::HUB_NAME)
-        .map_err(|e| ImportError::Document(e.to_string()))?;
-    let mut clock = HlcClock::new(crate::HUB_NAME, MAX_FORWARD_MS)
-        .map_err(|e| ImportError::Document(e.to_string()))?;
+) -> Result<ImportReport, ImportError> {
     let total = rows.len();
-    let commit = CommitOptions::default()
-        .with_message(commit_tag::catalogue_import(total))
-        .with_time(i64::try_from(wall_ms).unwrap_or(i64::MAX));
-    let Some(stored) = stored else {
+    if hub.is_new {
         let products = to_products(rows, &HashMap::new())?;
-        let hlc = clock.now(wall_ms);
-        let mut doc = AutoCommit::new().with_actor(actor);
-        catalogue::init(&mut doc, store, &products, &hlc)?;
-        doc.commit_with(commit);
-        return Ok(Built {
-            chunk: Some(doc.save()),
-            clock_json: clock_text(&mut doc)?,
-            heads: doc.get_heads(),
-            compaction: None,
-            report: ImportReport {
-                products: total,
-                created: total,
-                changed_existing: 0,
-            },
+        let hlc = hub.clock.now(hub.wall_ms);
+        catalogue::init(&mut hub.doc, store, &products, &hlc)?;
+        return Ok(ImportReport {
+            products: total,
+            created: total,
+            changed_existing: 0,
         });
-    };
-    let mut doc = AutoCommit::load(&stored.bytes)
-        .map_err(|e| ImportError::Document(e.to_string()))?
-        .with_actor(actor);
-    let owner = catalogue::store(&doc)?;
+    }
+    let owner = catalogue::store(&hub.doc)?;
     if &owner != store {
         return Err(ImportError::Document(format!(
             "it belongs to store {owner}"
         )));
     }
-    let existing: HashMap<String, Product> = catalogue::products(&doc)?
+    let existing: HashMap<String, Product> = catalogue::products(&hub.doc)?
         .into_iter()
         .map(|p| (p.sku.clone(), p))
         .collect();
     let products = to_products(rows, &existing)?;
-    if let Some(latest) = catalogue::latest_hlc(&doc) {
-        if let Err(e) = clock.observe(&latest, wall_ms) {
+    if let Some(latest) = catalogue::latest_hlc(&hub.doc) {
+        if let Err(e) = hub.clock.observe(&latest, hub.wall_ms) {
             tracing::warn!(error = %e, "catalogue holds a timestamp far ahead of this hub's clock");
         }
     }
-    let hlc = clock.now(wall_ms);
-    let heads = doc.get_heads();
-    let upsert = catalogue::upsert_products(&mut doc, &products, &hlc)?;
-    let report = ImportReport {
+    let hlc = hub.clock.now(hub.wall_ms);
+    let upsert = catalogue::upsert_products(&mut hub.doc, &products, &hlc)?;
+    Ok(ImportReport {
         products: total,
         created: upsert.created,
         changed_existing: upsert.updated,
-    };
-    if doc.commit_with(commit).is_none() {
-        return Ok(Built {
-            chunk: None,
-            clock_json: String::new(),
-            heads: Vec::new(),
-            compaction: None,
-            report,
-        });
-    }
-    let chunk = doc.save_after(&heads);
-    let compaction = (stored.chunk_ids.len() + 1 > COMPACT_AFTER_CHUNKS)
-        .then(|| (doc.save(), doc.get_heads(), stored.chunk_ids.clone()));
-    Ok(Built {
-        chunk: Some(chunk),
-        clock_json: clock_text(&mut doc)?,
-        heads: doc.get_heads(),
-        compaction,
-        report,
     })
-}
-
-fn clock_text(doc: &mut AutoCommit) -> Result<String, ImportError> {
-    clock_json(doc).map_err(|e| ImportError::Document(e.to_string()))
 }
 
 /// Rows as catalogue products; fields the CSV lacks come from the current product (or

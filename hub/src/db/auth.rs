@@ -6,10 +6,9 @@
 //! the comparison leaks nothing useful about the plaintext (no constant-time compare needed).
 //! Argon2 is deliberately slow, so it runs on the blocking thread pool.
 
-use crate::auth_types::{validate_secret, Role};
+use crate::auth_types::Role;
 use crate::db::ids::{validate_store_id, validate_till_id, validate_user_name};
-use crate::db::{now_ms, Db, DbError};
-use crate::staff::{staff_role, MemberUpdate};
+use crate::db::{now_ms, Db, DbError, DbTx};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
@@ -80,6 +79,12 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// An argon2id PHC string of `secret` (password or PIN), computed on the blocking pool.
+pub async fn hash_secret(secret: &str) -> Result<String, DbError> {
+    let secret = secret.to_owned();
+    blocking(move || hash_password(&secret)).await
+}
+
 fn hash_password(password: &str) -> Result<String, DbError> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
@@ -118,15 +123,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| DbError::PasswordHash(format!("hashing task failed: {e}")))?
 }
 
-impl Db {
+impl DbTx {
     /// Enrols (or re-enrols) a till and returns its new plaintext token. Re-enrolling
     /// replaces the old token and clears a revocation.
-    pub async fn enroll_till(&self, store: &str, till: &str) -> Result<String, DbError> {
+    pub async fn enroll_till(&mut self, store: &str, till: &str) -> Result<String, DbError> {
         validate_store_id(store)?;
         validate_till_id(till)?;
         let token = random_token();
-        let mut tx = self.begin().await?;
-        on_tx!(tx, c => {
+        on_tx!(self, c => {
             sqlx::query(
                 "INSERT INTO devices (store, till, token_hash, created_at_ms, revoked)
                  VALUES ($1, $2, $3, $4, $5)
@@ -141,10 +145,27 @@ impl Db {
             .execute(&mut *c)
             .await?;
         });
-        tx.commit().await?;
         Ok(token)
     }
 
+    /// Revokes a till's token. Returns false when the till was never enrolled.
+    pub async fn revoke_till(&mut self, store: &str, till: &str) -> Result<bool, DbError> {
+        validate_store_id(store)?;
+        validate_till_id(till)?;
+        let changed = on_tx!(self, c => {
+            sqlx::query("UPDATE devices SET revoked = $3 WHERE store = $1 AND till = $2")
+                .bind(store)
+                .bind(till)
+                .bind(true)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+}
+
+impl Db {
     /// The till a token belongs to, unless unknown or revoked.
     pub async fn device_by_token(&self, token: &str) -> Result<Option<Device>, DbError> {
         let well_formed =
@@ -160,24 +181,6 @@ impl Db {
                 .await?
         });
         Ok(row.map(|(store, till)| Device { store, till }))
-    }
-
-    /// Revokes a till's token. Returns false when the till was never enrolled.
-    pub async fn revoke_till(&self, store: &str, till: &str) -> Result<bool, DbError> {
-        validate_store_id(store)?;
-        validate_till_id(till)?;
-        let mut tx = self.begin().await?;
-        let changed = on_tx!(tx, c => {
-            sqlx::query("UPDATE devices SET revoked = $3 WHERE store = $1 AND till = $2")
-                .bind(store)
-                .bind(till)
-                .bind(true)
-                .execute(&mut *c)
-                .await?
-                .rows_affected()
-        });
-        tx.commit().await?;
-        Ok(changed == 1)
     }
 
     /// Every enrolled device, ordered by (store, till).
@@ -196,76 +199,6 @@ impl Db {
                 revoked,
             })
             .collect())
-    }
-
-    /// Creates a user with an argon2id hash of `password` (a 4..=8 digit PIN for cashiers,
-    /// who must also have a store). [`DbError::AlreadyExists`] if the name is taken.
-    ///
-    /// A cashier, or a manager with a store, is also written into the store's staff
-    /// document (`staff/<store>`, the hash only) in the same transaction as the user row,
-    /// so the store's tills can log them in without the hub ([`crate::staff`]).
-    pub async fn create_user(
-        &self,
-        name: &str,
-        role: Role,
-        password: &str,
-        store: Option<&str>,
-    ) -> Result<User, DbError> {
-        validate_user_name(name)?;
-        if let Some(store) = store {
-            validate_store_id(store)?;
-        }
-        if role == Role::Cashier && store.is_none() {
-            return Err(DbError::invalid(
-                "store",
-                "a cashier must belong to a store",
-            ));
-        }
-        validate_secret(role, password)?;
-        let password = password.to_owned();
-        let to_hash = password.clone();
-        let hash = blocking(move || hash_password(&to_hash)).await?;
-        let created_at_ms = now_ms();
-        let mut tx = self.begin().await?;
-        let inserted = on_tx!(tx, c => {
-            sqlx::query(
-                "INSERT INTO users (name, role, password_hash, store, created_at_ms)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .bind(role.as_str())
-            .bind(&hash)
-            .bind(store)
-            .bind(created_at_ms)
-            .execute(&mut *c)
-            .await?
-            .rows_affected()
-        });
-        if inserted == 0 {
-            return Err(DbError::AlreadyExists {
-                what: "user",
-                key: name.to_owned(),
-            });
-        }
-        if let (Some(staff_role), Some(store)) = (staff_role(role, store), store) {
-            let update = MemberUpdate {
-                unique_pin: (staff_role == crdt_model::staff::StaffRole::Cashier)
-                    .then(|| password.clone()),
-                login: name.to_owned(),
-                role: staff_role,
-                secret_hash: hash,
-                active: true,
-            };
-            let wall_ms = u64::try_from(created_at_ms).unwrap_or(0);
-            crate::staff::put_member(&mut tx, store, update, wall_ms).await?;
-        }
-        tx.commit().await?;
-        Ok(User {
-            name: name.to_owned(),
-            role,
-            store: store.map(str::to_owned),
-            created_at_ms,
-        })
     }
 
     /// The user if `password` is right; `None` for a wrong password or an unknown user
@@ -330,13 +263,99 @@ impl Db {
         rows.into_iter().map(user_from_row).collect()
     }
 
+    /// The user of a live session: `None` when the token is unknown or expired at `now_ms`.
+    pub async fn session_user(&self, token: &str, now_ms: i64) -> Result<Option<User>, DbError> {
+        let row: Option<UserRow> = on_reader!(self, p => {
+            sqlx::query_as(
+                "SELECT u.name, u.role, u.store, u.created_at_ms
+                 FROM user_sessions s JOIN users u ON u.name = s.user_name
+                 WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
+            )
+            .bind(hash_token(token))
+            .bind(now_ms)
+            .fetch_optional(p)
+            .await?
+        });
+        row.map(user_from_row).transpose()
+    }
+}
+
+impl DbTx {
+    /// Inserts a user row with an argon2id `password_hash` (see [`hash_secret`]).
+    /// [`DbError::AlreadyExists`] if the name is taken. Validation of the secret and the
+    /// staff document are the user service's ([`crate::users`]).
+    pub async fn insert_user(&mut self, user: &User, password_hash: &str) -> Result<(), DbError> {
+        validate_user_name(&user.name)?;
+        if let Some(store) = &user.store {
+            validate_store_id(store)?;
+        }
+        let inserted = on_tx!(self, c => {
+            sqlx::query(
+                "INSERT INTO users (name, role, password_hash, store, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(&user.name)
+            .bind(user.role.as_str())
+            .bind(password_hash)
+            .bind(user.store.as_deref())
+            .bind(user.created_at_ms)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 0 {
+            return Err(DbError::AlreadyExists {
+                what: "user",
+                key: user.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A user by name, read inside this transaction (after the caller's own writes).
+    pub async fn user(&mut self, name: &str) -> Result<Option<User>, DbError> {
+        let row: Option<UserRow> = on_tx!(self, c => {
+            sqlx::query_as("SELECT name, role, store, created_at_ms FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        row.map(user_from_row).transpose()
+    }
+
+    /// Replaces a user's role, store and secret hash. [`DbError::NotFound`] for an unknown
+    /// user.
+    pub async fn update_user(&mut self, user: &User, password_hash: &str) -> Result<(), DbError> {
+        if let Some(store) = &user.store {
+            validate_store_id(store)?;
+        }
+        let updated = on_tx!(self, c => {
+            sqlx::query(
+                "UPDATE users SET role = $2, store = $3, password_hash = $4 WHERE name = $1",
+            )
+            .bind(&user.name)
+            .bind(user.role.as_str())
+            .bind(user.store.as_deref())
+            .bind(password_hash)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        if updated == 0 {
+            return Err(DbError::NotFound {
+                what: "user",
+                key: user.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Starts a login session for `user` lasting `ttl` and returns its plaintext token.
-    pub async fn create_session(&self, user: &str, ttl: Duration) -> Result<String, DbError> {
+    pub async fn create_session(&mut self, user: &str, ttl: Duration) -> Result<String, DbError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let expires_at_ms = now_ms().saturating_add(ttl_ms);
         let token = random_token();
-        let mut tx = self.begin().await?;
-        let inserted = on_tx!(tx, c => {
+        let inserted = on_tx!(self, c => {
             sqlx::query(
                 "INSERT INTO user_sessions (token_hash, user_name, expires_at_ms)
                  SELECT $1, name, $3 FROM users WHERE name = $2",
@@ -354,51 +373,30 @@ impl Db {
                 key: user.to_owned(),
             });
         }
-        tx.commit().await?;
         Ok(token)
     }
 
-    /// The user of a live session: `None` when the token is unknown or expired at `now_ms`.
-    pub async fn session_user(&self, token: &str, now_ms: i64) -> Result<Option<User>, DbError> {
-        let row: Option<UserRow> = on_reader!(self, p => {
-            sqlx::query_as(
-                "SELECT u.name, u.role, u.store, u.created_at_ms
-                 FROM user_sessions s JOIN users u ON u.name = s.user_name
-                 WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
-            )
-            .bind(hash_token(token))
-            .bind(now_ms)
-            .fetch_optional(p)
-            .await?
-        });
-        row.map(user_from_row).transpose()
-    }
-
     /// Ends a session (logout). Returns whether it existed.
-    pub async fn delete_session(&self, token: &str) -> Result<bool, DbError> {
-        let mut tx = self.begin().await?;
-        let deleted = on_tx!(tx, c => {
+    pub async fn delete_session(&mut self, token: &str) -> Result<bool, DbError> {
+        let deleted = on_tx!(self, c => {
             sqlx::query("DELETE FROM user_sessions WHERE token_hash = $1")
                 .bind(hash_token(token))
                 .execute(&mut *c)
                 .await?
                 .rows_affected()
         });
-        tx.commit().await?;
         Ok(deleted > 0)
     }
 
     /// Deletes sessions expired at `now_ms`; returns how many.
-    pub async fn delete_expired(&self, now_ms: i64) -> Result<u64, DbError> {
-        let mut tx = self.begin().await?;
-        let deleted = on_tx!(tx, c => {
+    pub async fn delete_expired(&mut self, now_ms: i64) -> Result<u64, DbError> {
+        let deleted = on_tx!(self, c => {
             sqlx::query("DELETE FROM user_sessions WHERE expires_at_ms <= $1")
                 .bind(now_ms)
                 .execute(&mut *c)
                 .await?
                 .rows_affected()
         });
-        tx.commit().await?;
         Ok(deleted)
     }
 }

@@ -172,10 +172,10 @@ impl DbTx {
         validate_doc_id(doc_id)?;
         let doc = on_tx!(self, c => fetch_doc!(c, doc_id));
         if self.locked.contains(doc_id) {
+            // A document not stored yet has no chunk this transaction may fold.
             let ids = doc
                 .as_ref()
-                .map(|d| d.chunk_ids.iter().copied().collect())
-                .unwrap_or_default();
+                .map_or_else(BTreeSet::new, |d| d.chunk_ids.iter().copied().collect());
             self.loaded_chunks.insert(doc_id.to_owned(), ids);
         }
         Ok(doc)

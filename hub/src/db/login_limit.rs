@@ -8,7 +8,7 @@
 //! and stale rows are pruned whenever a failure is recorded.
 
 use crate::db::ids::validate_user_name;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, DbTx};
 use std::time::Duration;
 
 /// The throttling policy.
@@ -58,11 +58,13 @@ impl Db {
         });
         Ok(until)
     }
+}
 
+impl DbTx {
     /// Records a failed login for `name` at `now_ms`; returns the lock expiry when this
     /// failure locked the name.
     pub async fn record_login_failure(
-        &self,
+        &mut self,
         name: &str,
         now_ms: i64,
         limit: &LoginLimit,
@@ -72,8 +74,7 @@ impl Db {
         }
         let window_start = now_ms.saturating_sub(ms(limit.window));
         let lock_until = now_ms.saturating_add(ms(limit.lockout));
-        let mut tx = self.begin().await?;
-        let locked: Option<i64> = on_tx!(tx, c => {
+        let locked: Option<i64> = on_tx!(self, c => {
             sqlx::query(
                 "DELETE FROM login_attempts WHERE window_start_ms < $1 AND locked_until_ms < $2",
             )
@@ -113,19 +114,17 @@ impl Db {
                 None
             }
         });
-        tx.commit().await?;
         Ok(locked)
     }
 
     /// Forgets the failures of `name` (after a successful login).
-    pub async fn clear_login_failures(&self, name: &str) -> Result<(), DbError> {
-        let mut tx = self.begin().await?;
-        on_tx!(tx, c => {
+    pub async fn clear_login_failures(&mut self, name: &str) -> Result<(), DbError> {
+        on_tx!(self, c => {
             sqlx::query("DELETE FROM login_attempts WHERE name = $1")
                 .bind(name)
                 .execute(&mut *c)
                 .await?;
         });
-        tx.commit().await
+        Ok(())
     }
 }

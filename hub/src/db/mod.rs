@@ -24,11 +24,19 @@
 //!   busy handler (30 s). Reads go through a separate pool of reader connections (WAL lets
 //!   them run beside the writer). [`DbTx::lock_doc`] is therefore only bookkeeping.
 //!
-//! **Do not call a writing [`Db`] method while holding a [`DbTx`] on SQLite:** it waits for
-//! the single writer connection that the transaction holds (and fails after the acquire
-//! timeout). Use the [`DbTx`] method of the same name instead.
+//! # Reads on [`Db`], writes on [`DbTx`]
+//! Every method of [`Db`] reads (through the reader pool on SQLite); every write is a method
+//! of [`DbTx`], so a write happens only inside a transaction the caller began and commits.
+//! A [`DbTx`] also reads what it must see under its own locks and writes (`load_doc`,
+//! `sync_state`, `user`).
+//! On SQLite that transaction holds the single writer connection; because no [`Db`] method
+//! writes, none can wait for that connection while a transaction holds it (the deadlock a
+//! writing `Db` method allowed). The one remaining way is a second [`Db::begin`] in a task
+//! that already holds a [`DbTx`], which reads as what it is: a nested transaction.
 //!
 //! # Map
+//! Methods are grouped by area, one file each, every file with a reading `impl Db` and a
+//! writing `impl DbTx`:
 //! - `ids` — id validation; `error` — [`DbError`]; `migrations` — per-backend schema.
 //! - `docs` — Automerge document storage and compaction, the hub's clock per document.
 //! - `peers` — sync states per (document, peer), peer document status, last sync per peer.
@@ -78,7 +86,7 @@ mod peers;
 pub mod projection_checks;
 mod projections;
 
-pub use auth::{Device, DeviceInfo, User};
+pub use auth::{hash_secret, Device, DeviceInfo, User};
 pub use docs::{DocMeta, DocRow, StoredDoc, MAX_CHUNK_BYTES};
 pub use error::DbError;
 pub use login_limit::LoginLimit;

@@ -271,25 +271,6 @@ impl Db {
             )
             .collect())
     }
-
-    /// [`DbTx::upsert_peer_doc_status`] in its own transaction.
-    pub async fn upsert_peer_doc_status(&self, status: &PeerDocStatus) -> Result<(), DbError> {
-        let mut tx = self.begin().await?;
-        tx.upsert_peer_doc_status(status).await?;
-        tx.commit().await
-    }
-
-    /// [`DbTx::record_peer_sync`] in its own transaction.
-    pub async fn record_peer_sync(
-        &self,
-        peer: &str,
-        at_ms: i64,
-        error: Option<&str>,
-    ) -> Result<(), DbError> {
-        let mut tx = self.begin().await?;
-        tx.record_peer_sync(peer, at_ms, error).await?;
-        tx.commit().await
-    }
 }
 
 /// A till's report on one document joined with the hub's own clock of it: the input of

@@ -17,7 +17,8 @@
 //!
 //! Submodules: [`policy`] (who may see and author what), [`projection`] (session document →
 //! SQL rows), [`clock_guard`] (timestamps from the future), [`round`] (the CPU half), [`cache`] (loaded documents reused when their
-//! stored rows are unchanged), [`http`] (the axum handler).
+//! stored rows are unchanged). The HTTP route is `crate::api::sync`; nothing here knows HTTP
+//! routing.
 //!
 //! Documents the hub offers a till on `complete` requests: `catalogue/<store>`,
 //! `staff/<store>` (read-only for the till) and the till's own session documents changed
@@ -26,7 +27,6 @@
 
 pub mod cache;
 pub mod clock_guard;
-pub mod http;
 pub mod policy;
 pub mod projection;
 pub mod round;
@@ -192,7 +192,7 @@ impl HubSync {
                 }
                 other => other.reason().to_owned(),
             };
-            if let Err(e) = self.db.record_peer_sync(peer, now, Some(&recorded)).await {
+            if let Err(e) = record_failed_attempt(&self.db, peer, now, &recorded).await {
                 tracing::warn!(%peer, error = %e, "cannot record a failed sync attempt");
             }
         }
@@ -388,6 +388,14 @@ fn after_append(
 }
 
 /// Runs CPU-heavy work (Automerge loads and merges) on the blocking pool.
+/// Records a refused round for the divergence view, in its own transaction (the round's
+/// transaction was rolled back).
+async fn record_failed_attempt(db: &Db, peer: &str, now: i64, reason: &str) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    tx.record_peer_sync(peer, now, Some(reason)).await?;
+    tx.commit().await
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, SyncRoundError> + Send + 'static,
 ) -> Result<T, SyncRoundError> {

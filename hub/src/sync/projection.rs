@@ -56,9 +56,12 @@ pub struct SessionProjection {
 /// The receipt ids a session document holds; empty for a document that is not (yet) a
 /// readable session (used to skip receipts that were projected with earlier changes).
 pub fn receipt_ids(doc: &AutoCommit) -> HashSet<ReceiptId> {
-    session::receipt_ids(doc)
-        .map(|ids| ids.into_iter().collect())
-        .unwrap_or_default()
+    match session::receipt_ids(doc) {
+        Ok(ids) => ids.into_iter().collect(),
+        // Skip nothing: receipt rows are inserted idempotently by id, so re-projecting one
+        // costs a statement, never a duplicate.
+        Err(_) => HashSet::new(),
+    }
 }
 
 /// Reads `doc` (the document of `key`) as a session whose header belongs to `key`.

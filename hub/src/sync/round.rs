@@ -6,6 +6,7 @@
 //! transaction waits, so a large document never stalls the async workers.
 
 use crate::db::{DocMeta, PeerDocStatus, StoredDoc, MAX_REPORTED_HEADS};
+use crate::doc_edit::{doc_meta, COMPACT_AFTER_CHUNKS};
 use crate::sync::cache::{DocCache, DocVersion};
 use crate::sync::clock_guard::ClockGuard;
 use crate::sync::policy::TillPolicy;
@@ -14,11 +15,7 @@ use crate::sync::SyncRoundError;
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use crdt_model::{DocKey, ReceiptId};
 use std::collections::{BTreeMap, HashSet};
-use sync_engine::{DocId, DocSet, DocStatus, Envelope, Plan, Server, VersionVector};
-
-/// Compact a document once it has more change chunks than this (the snapshot is rewritten,
-/// the folded chunks deleted, in the same transaction).
-pub const COMPACT_AFTER_CHUNKS: usize = 64;
+use sync_engine::{DocId, DocSet, DocStatus, Envelope, Plan, Server};
 
 /// One document as loaded under its lock, with the persisted sync state for the peer.
 #[derive(Debug)]
@@ -100,30 +97,9 @@ impl DocSet for HubDocs {
     }
 }
 
-/// The storage metadata a document id implies.
-pub fn doc_meta(key: &DocKey) -> DocMeta {
-    match key {
-        DocKey::Catalogue { store } => DocMeta {
-            store: store.to_string(),
-            kind: "catalogue".to_owned(),
-            till: None,
-        },
-        DocKey::Session { store, till, .. } => DocMeta {
-            store: store.to_string(),
-            kind: "session".to_owned(),
-            till: Some(till.to_string()),
-        },
-        DocKey::Staff { store } => DocMeta {
-            store: store.to_string(),
-            kind: "staff".to_owned(),
-            till: None,
-        },
-    }
-}
-
 /// The version vector of `doc` as JSON.
-pub fn clock_json(doc: &mut AutoCommit) -> Result<String, SyncRoundError> {
-    serde_json::to_string(&VersionVector::from_doc(doc))
+fn clock_json(doc: &mut AutoCommit) -> Result<String, SyncRoundError> {
+    crate::doc_edit::clock_json(doc)
         .map_err(|e| SyncRoundError::Internal(format!("cannot serialise a clock: {e}")))
 }
 
@@ -281,6 +257,8 @@ pub fn compute(
                     )));
                 }
             }
+            // Not a failure: a document the hub did not hold before this round has no
+            // stored chunks to fold.
             let loaded_chunks = chunk_ids.remove(&outcome.doc).unwrap_or_default();
             if loaded_chunks.len() + 1 > COMPACT_AFTER_CHUNKS {
                 write.compaction = Some((doc.save(), doc.get_heads(), loaded_chunks));

@@ -6,6 +6,7 @@
 //! allowance below.
 #![allow(dead_code)]
 
+use crate::write_support::WriteOnce;
 use automerge::ActorId;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use crdt_model::ids::actor_id;
 use crdt_model::staff::{StaffMember, StaffRole};
+use sync_engine::http_server::{serve_round, ContentTypeRule, Refusal, SyncEndpoint};
 use sync_engine::{Envelope, PeerId, SyncError};
 use till_api::pos::{
     ApproveAnswer, ApproveRequest, LoginAnswer, LoginRequest, LogoutAnswer, LogoutStatus,
@@ -215,58 +216,82 @@ pub async fn logout(
     .into_response())
 }
 
-/// `POST /v1/pos/sync`.
+/// `POST /v1/pos/sync`: sync-engine's one sync handler over [`PageEndpoint`].
 pub async fn sync(
     State(state): State<AppState>,
     Extension(login): Extension<PosLogin>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if content_type != sync_engine::CONTENT_TYPE {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "A sync envelope is sent as `{}`.",
-                sync_engine::CONTENT_TYPE
-            ),
-        ));
+) -> Response {
+    serve_round(&PageEndpoint(&state), login, &headers, body).await
+}
+
+/// The page's sync endpoint: exactly our content type (the page always sends it), the sender
+/// must be the page the cashier's token was issued to, errors in the till's own codes.
+struct PageEndpoint<'a>(&'a AppState);
+
+impl SyncEndpoint for PageEndpoint<'_> {
+    type Caller = PosLogin;
+    type Error = ApiError;
+
+    fn content_type_rule(&self) -> ContentTypeRule {
+        ContentTypeRule::Exact
     }
-    let bytes = body.map_err(|e| ApiError::new(e.status(), "bad_body", e.body_text()))?;
-    let request = Envelope::decode(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_envelope",
-            format!("bad envelope: {e}"),
-        )
-    })?;
-    let round = state
-        .node()
-        .call(move |node| node.page_sync().round(&login, &request))
-        .await?
-        .map_err(sync_error)?;
-    if round.new_receipts > 0 {
-        if let Some(link) = state.fiscal() {
-            link.handle.wake();
+
+    /// A stored peer id that does not parse is left to the node, which reports it.
+    fn expected_sender(&self, login: &PosLogin) -> Option<PeerId> {
+        PeerId::new(login.peer.clone()).ok()
+    }
+
+    fn refuse(&self, _login: &PosLogin, refusal: Refusal<'_>) -> ApiError {
+        match refusal {
+            Refusal::UnsupportedMediaType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "A sync envelope is sent as `{}`.",
+                    sync_engine::CONTENT_TYPE
+                ),
+            ),
+            Refusal::TooLarge(rejection) | Refusal::UnreadableBody(rejection) => {
+                ApiError::new(rejection.status(), "bad_body", rejection.body_text())
+            }
+            Refusal::InvalidEnvelope(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_envelope",
+                format!("bad envelope: {e}"),
+            ),
+            Refusal::SenderMismatch { expected, found } => {
+                sync_error(NodeError::Sync(SyncError::UnexpectedSender {
+                    expected,
+                    found,
+                }))
+            }
         }
     }
-    if round.docs_changed > 0 {
-        state.syncer().notify_sale();
+
+    fn encode_failed(&self, _login: &PosLogin, detail: String) -> ApiError {
+        ApiError::internal(format!("encoding the reply: {detail}"))
     }
-    let encoded = round
-        .reply
-        .encode()
-        .map_err(|e| ApiError::internal(format!("encoding the reply: {e}")))?;
-    let mut response = (StatusCode::OK, encoded).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(sync_engine::CONTENT_TYPE),
-    );
-    Ok(response)
+
+    async fn round(&self, login: &PosLogin, request: Envelope) -> Result<Envelope, ApiError> {
+        let state = self.0;
+        let login = login.clone();
+        let round = state
+            .node()
+            .call(move |node| node.page_sync().round(&login, &request))
+            .await?
+            .map_err(sync_error)?;
+        if round.new_receipts > 0 {
+            if let Some(link) = state.fiscal() {
+                link.handle.wake();
+            }
+        }
+        if round.docs_changed > 0 {
+            state.syncer().notify_sale();
+        }
+        Ok(round.reply)
+    }
 }
 
 /// A refused round: the page sent something the till does not accept.

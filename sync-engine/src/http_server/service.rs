@@ -1,5 +1,5 @@
-//! axum adapter for the answering side of a sync round: `POST {SYNC_PATH}` with an encoded
-//! [`Envelope`] body, answered by an encoded [`Envelope`].
+//! The generic sync endpoint: `POST {SYNC_PATH}` answered by an application-supplied
+//! [`SyncService`], through the one handler [`super::serve_round`].
 //!
 //! Authentication is the application's job: its middleware verifies the caller and inserts an
 //! [`AuthenticatedPeer`] request extension; without it the handler answers 401 (fail closed).
@@ -26,18 +26,18 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 
+use super::{
+    error_response, serve_round, ContentTypeRule, Refusal, SyncEndpoint, CORRELATION_HEADER,
+};
 use crate::envelope::{Envelope, CONTENT_TYPE, MAX_ENVELOPE_BYTES};
 use crate::error::SyncError;
 use crate::id::{DocId, PeerId};
 use crate::SYNC_PATH;
-
-/// Header carrying the correlation id of an error response.
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// The peer the application's authentication established for this request.
 ///
@@ -123,81 +123,91 @@ pub async fn sync_handler<S: SyncService>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if !acceptable_content_type(&headers) {
-        return error_response(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            &format!("send the envelope as {CONTENT_TYPE}"),
-        );
+    serve_round(&ServiceEndpoint(service), peer, &headers, body).await
+}
+
+/// [`SyncService`] as a [`SyncEndpoint`]: the lenient content-type rule, no sender check here
+/// (the service refuses a wrong sender, 422), errors as in the module doc's table.
+struct ServiceEndpoint<S>(Arc<S>);
+
+impl<S: SyncService> SyncEndpoint for ServiceEndpoint<S> {
+    type Caller = AuthenticatedPeer;
+    type Error = Response;
+
+    fn content_type_rule(&self) -> ContentTypeRule {
+        ContentTypeRule::Lenient
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(
+
+    fn expected_sender(&self, _caller: &AuthenticatedPeer) -> Option<PeerId> {
+        None
+    }
+
+    fn refuse(&self, _caller: &AuthenticatedPeer, refusal: Refusal<'_>) -> Response {
+        match refusal {
+            Refusal::UnsupportedMediaType => error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                &format!("send the envelope as {CONTENT_TYPE}"),
+            ),
+            Refusal::TooLarge(_) => error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 &format!("a sync envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
-            );
-        }
-        Err(_) => {
-            return error_response(
+            ),
+            Refusal::UnreadableBody(_) => error_response(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "unreadable request body",
-            );
-        }
-    };
-    let request = match Envelope::decode(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return error_response(
+            ),
+            Refusal::InvalidEnvelope(error) => error_response(
                 StatusCode::BAD_REQUEST,
                 "invalid_envelope",
                 &format!("invalid sync envelope: {error}"),
-            );
-        }
-    };
-    match service.sync(peer.clone(), request).await {
-        Ok(reply) => match reply.encode() {
-            Ok(bytes) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], bytes).into_response(),
-            Err(error) => internal_error(&peer, &error.to_string()),
-        },
-        Err(SyncServiceError::Forbidden { doc }) => error_response(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            &format!("access to document {doc} is not allowed"),
-        ),
-        Err(SyncServiceError::Rejected(detail)) => {
-            let response = error_response(
+            ),
+            Refusal::SenderMismatch { .. } => error_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "rejected",
                 "the sync request was refused",
-            );
-            log_with_id(&response, &peer, &detail);
-            response
+            ),
         }
-        Err(SyncServiceError::Unavailable(detail)) => {
-            let response = error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "sync is temporarily unavailable, retry later",
-            );
-            log_with_id(&response, &peer, &detail);
-            response
-        }
-        Err(SyncServiceError::Internal(detail)) => internal_error(&peer, &detail),
     }
-}
 
-fn acceptable_content_type(headers: &HeaderMap) -> bool {
-    match headers.get(header::CONTENT_TYPE).map(HeaderValue::to_str) {
-        None => true,
-        Some(Ok(value)) => {
-            let media = value.split(';').next().unwrap_or("").trim();
-            media.eq_ignore_ascii_case(CONTENT_TYPE)
-                || media.eq_ignore_ascii_case("application/octet-stream")
+    fn encode_failed(&self, caller: &AuthenticatedPeer, detail: String) -> Response {
+        internal_error(caller, &detail)
+    }
+
+    async fn round(
+        &self,
+        peer: &AuthenticatedPeer,
+        request: Envelope,
+    ) -> Result<Envelope, Response> {
+        match self.0.sync(peer.clone(), request).await {
+            Ok(reply) => Ok(reply),
+            Err(SyncServiceError::Forbidden { doc }) => Err(error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &format!("access to document {doc} is not allowed"),
+            )),
+            Err(SyncServiceError::Rejected(detail)) => {
+                let response = error_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "rejected",
+                    "the sync request was refused",
+                );
+                log_with_id(&response, peer, &detail);
+                Err(response)
+            }
+            Err(SyncServiceError::Unavailable(detail)) => {
+                let response = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "sync is temporarily unavailable, retry later",
+                );
+                log_with_id(&response, peer, &detail);
+                Err(response)
+            }
+            Err(SyncServiceError::Internal(detail)) => Err(internal_error(peer, &detail)),
         }
-        Some(Err(_)) => false,
     }
 }
 
@@ -224,19 +234,4 @@ fn log_with_id(response: &Response, peer: &AuthenticatedPeer, detail: &str) {
         detail,
         "sync round failed"
     );
-}
-
-/// A JSON error body with a fresh correlation id (also set as a header).
-fn error_response(status: StatusCode, error: &str, message: &str) -> Response {
-    let correlation_id = uuid::Uuid::new_v4().to_string();
-    let body = serde_json::json!({
-        "error": error,
-        "message": message,
-        "correlation_id": correlation_id,
-    });
-    let mut response = (status, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
-    }
-    response
 }
