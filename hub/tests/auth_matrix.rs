@@ -35,7 +35,7 @@ async fn callers(hub: &Hub) -> Callers {
     assert!(hub.db.revoke_till("S1", "T9").await.expect("revoke"));
     let expired = hub
         .db
-        .create_session("admin", Duration::ZERO)
+        .create_login("admin", Duration::ZERO)
         .await
         .expect("session");
     let bad = vec![
@@ -86,7 +86,7 @@ async fn status(hub: &Hub, route: &Route, token: Option<&str>) -> StatusCode {
 async fn token_for(hub: &Hub, route: &Route, role: Role, token: &str) -> String {
     if route.path == "/api/v1/logout" {
         hub.db
-            .create_session(role.as_str(), Duration::from_secs(60))
+            .create_login(role.as_str(), Duration::from_secs(60))
             .await
             .expect("session")
     } else {

@@ -580,7 +580,7 @@ async fn users_passwords_and_login_sessions() {
         assert_eq!(db.users().await.expect("users").len(), 2);
 
         let token = db
-            .create_session("olga", Duration::from_secs(3600))
+            .create_login("olga", Duration::from_secs(3600))
             .await
             .expect("session");
         let now = std::time::SystemTime::now()
@@ -588,47 +588,31 @@ async fn users_passwords_and_login_sessions() {
             .expect("clock")
             .as_millis() as i64;
         assert_eq!(
-            db.session_user(&token, now).await.expect("lookup"),
+            db.login_user(&token, now).await.expect("lookup"),
             Some(admin.clone())
         );
         assert!(
-            db.session_user(&token, now + 3_600_001)
+            db.login_user(&token, now + 3_600_001)
                 .await
                 .expect("lookup")
                 .is_none(),
             "expired"
         );
-        assert!(db
-            .session_user("nope", now)
-            .await
-            .expect("lookup")
-            .is_none());
+        assert!(db.login_user("nope", now).await.expect("lookup").is_none());
         assert!(matches!(
-            db.create_session("nobody", Duration::from_secs(60)).await,
+            db.create_login("nobody", Duration::from_secs(60)).await,
             Err(DbError::NotFound { .. })
         ));
 
         let short = db
-            .create_session("kassir", Duration::from_millis(1))
+            .create_login("kassir", Duration::from_millis(1))
             .await
             .expect("session");
         assert_eq!(db.delete_expired(now + 10_000).await.expect("delete"), 1);
-        assert!(db
-            .session_user(&short, now)
-            .await
-            .expect("lookup")
-            .is_none());
-        assert!(db
-            .session_user(&token, now)
-            .await
-            .expect("lookup")
-            .is_some());
-        assert!(db.delete_session(&token).await.expect("logout"));
-        assert!(db
-            .session_user(&token, now)
-            .await
-            .expect("lookup")
-            .is_none());
+        assert!(db.login_user(&short, now).await.expect("lookup").is_none());
+        assert!(db.login_user(&token, now).await.expect("lookup").is_some());
+        assert!(db.delete_login(&token).await.expect("logout"));
+        assert!(db.login_user(&token, now).await.expect("lookup").is_none());
         db.close().await;
     })
     .await;

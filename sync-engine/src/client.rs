@@ -1,29 +1,29 @@
-//! Client half of a sync session (a till polling the hub), sans-IO.
+//! Client half of a sync round (a till polling the hub), sans-IO.
 //!
 //! # The round-trip loop
 //!
 //! ```text
-//! let mut session = ClientSession::new(me, hub, persisted_states);    // State::decode per doc
-//! while let Some(request) = session.next_request(&mut docs, &policy)? {
+//! let mut round = SyncRound::new(me, hub, persisted_states);    // State::decode per doc
+//! while let Some(request) = round.next_request(&mut docs, &policy)? {
 //!     let reply = transport.round(&request)?;                           // one HTTP POST
-//!     let outcome = session.apply_reply(&mut docs, &policy, &reply)?;
+//!     let outcome = round.apply_reply(&mut docs, &policy, &reply)?;
 //!     persist(outcome.docs);   // new_changes + state bytes, in ONE local transaction
 //! }
 //! ```
 //!
-//! * Every poll starts a new session from the persisted states. `State::decode` forgets
+//! * Every poll starts a new round from the persisted states. `State::decode` forgets
 //!   "already responded", so the first request carries a message for every document (with the
 //!   heads and a Bloom filter of what we hold) and our [`DocStatus`]. An idle poll is therefore
 //!   one small round trip; a poll where the hub has news is two.
 //! * The first request is `complete`: it lists every document we share with the server, so the
 //!   server offers the ones we lack (a fresh till receives its store's catalogue). Offered
 //!   documents are created empty through [`DocSet::create_doc`] if our policy accepts them.
-//! * Within a session the live `State`s are kept, and `next_request` returns `None` once no
+//! * Within a round the live `State`s are kept, and `next_request` returns `None` once no
 //!   document has anything left to say: that is the stopping rule.
 //! * If the server deferred documents (reply not `complete`), the next request lists every
 //!   document again; if a message we sent got no answer, that document's state is rewound so it
 //!   is sent again.
-//! * A transport error ends the session: drop it and poll again later. Nothing is lost —
+//! * A transport error ends the round: drop it and poll again later. Nothing is lost —
 //!   persisted states only ever claim heads that both sides had.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,9 +72,9 @@ pub struct ReplyOutcome {
     pub more: bool,
 }
 
-/// One sync session of a client with one server.
+/// One sync round of a client with one server.
 #[derive(Debug)]
-pub struct ClientSession {
+pub struct SyncRound {
     me: PeerId,
     server: PeerId,
     limits: RoundLimits,
@@ -88,8 +88,8 @@ pub struct ClientSession {
     declined: BTreeSet<DocId>,
 }
 
-impl ClientSession {
-    /// Starts a session of `me` with `server` from the persisted `State::encode` bytes per doc.
+impl SyncRound {
+    /// Starts a round of `me` with `server` from the persisted `State::encode` bytes per doc.
     pub fn new(
         me: PeerId,
         server: PeerId,
@@ -127,12 +127,12 @@ impl ClientSession {
         self.rounds
     }
 
-    /// Documents whose message exceeded the envelope limit and could not be sent this session.
+    /// Documents whose message exceeded the envelope limit and could not be sent this round.
     pub fn oversized(&self) -> impl Iterator<Item = &DocId> {
         self.oversized.iter()
     }
 
-    /// The next request, or `None` when the session is finished.
+    /// The next request, or `None` when the round is finished.
     pub fn next_request(
         &mut self,
         docs: &mut dyn DocSet,
@@ -195,7 +195,7 @@ impl ClientSession {
             entries.push(entry);
         }
         if listing {
-            // Offers we declined earlier in this session are listed as known, so that a server
+            // Offers we declined earlier in this round are listed as known, so that a server
             // with more offers than fit in one reply moves on to the next ones.
             for id in &self.declined {
                 let entry = DocEntry {
@@ -211,12 +211,12 @@ impl ClientSession {
             }
         }
 
-        // Nothing to say and nothing to list: the session is over. The first round always goes
+        // Nothing to say and nothing to list: the sync round is over. The first round trip always goes
         // out, even for a replica without documents, so the server can offer its catalogue.
         if entries.iter().all(|e| e.message.is_none()) && !listing {
             return Ok(None);
         }
-        if self.rounds >= self.limits.max_rounds {
+        if self.rounds >= self.limits.max_round_trips {
             return Err(SyncError::RoundLimitReached {
                 rounds: self.rounds,
             });
@@ -373,7 +373,7 @@ impl ClientSession {
                 peer_has_all: doc_sync::peer_has_all(doc, state),
             }),
             Err(error) => {
-                // Keep the last persisted state: the next session retries from there.
+                // Keep the last persisted state: the next round retries from there.
                 self.states.remove(id);
                 outcome.failed.push((id.clone(), error.to_string()));
             }

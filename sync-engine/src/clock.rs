@@ -147,7 +147,7 @@ impl VersionVector {
     }
 
     /// The vector of a document. This walks the change metadata once, O(changes): about 0.7 µs per
-    /// change on the reference machine, so compute it per sync session, not per operation.
+    /// change on the reference machine, so compute it per sync round, not per operation.
     pub fn from_doc(doc: &mut AutoCommit) -> Self {
         Self::from_automerge(doc.document())
     }

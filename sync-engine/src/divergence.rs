@@ -1,7 +1,7 @@
 //! Divergence report: for one document, what each of two replicas lacks and since when.
 //!
 //! Computed from the two replicas' version vectors (see [`crate::clock`]), which each side sends
-//! as a [`DocStatus`] on the first round of a sync session. This is what support reads:
+//! as a [`DocStatus`] on the first round trip of a sync round. This is what support reads:
 //! "till-03 lacks hub seq 10003..=10202; the hub lacks till-03 seq 1..=17, oldest from 14:02".
 
 use automerge::ChangeHash;

@@ -105,7 +105,7 @@ pub fn decode_state(persisted: Option<&[u8]>) -> State {
     }
 }
 
-/// A state for a session with a peer that may only read the document: its changes are never
+/// A state for a sync round with a peer that may only read the document: its changes are never
 /// applied and it is told so (Automerge's read-only flag), so a well-behaved peer sends none.
 pub(crate) fn apply_access(state: &mut State, peer_may_write: bool) {
     if !peer_may_write && !state.read_only {

@@ -66,7 +66,7 @@ pub struct DocEntry {
     pub doc: DocId,
     /// An encoded Automerge sync message, if the sender has something to say about the doc.
     pub message: Option<Vec<u8>>,
-    /// The sender's status of the doc, sent on the first round of a session.
+    /// The sender's status of the doc, sent on the first round trip of a sync round.
     pub status: Option<DocStatus>,
 }
 

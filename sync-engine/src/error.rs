@@ -68,8 +68,8 @@ pub enum SyncError {
         /// Automerge's error (boxed: it is large and rare).
         source: Box<AutomergeError>,
     },
-    /// A session ran more round trips than its limit; the next poll starts afresh.
-    #[error("sync session gave up after {rounds} round trips")]
+    /// A sync round ran more round trips than its limit; the next poll starts afresh.
+    #[error("sync round gave up after {rounds} round trips")]
     RoundLimitReached {
         /// Round trips made.
         rounds: u32,

@@ -14,7 +14,7 @@
 //! - [`policy`]: [`SharePolicy`] — who may read, write and author which document.
 //! - [`doc_sync`]: per-document primitives [`generate`] and [`receive`] → [`Applied`].
 //! - [`docset`]: [`DocSet`], how a round reaches a replica's documents.
-//! - [`client`]: [`ClientSession`], the polling side; its doc explains the round-trip loop.
+//! - [`client`]: [`SyncRound`], the polling side; its doc explains the round-trip loop.
 //! - [`server`]: [`Server`] with `plan` / `respond`, the stateless answering side.
 //! - [`round`]: [`RoundLimits`] shared by both sides.
 //! - [`divergence`]: [`DocDivergence`], what each side lacks and since when.
@@ -45,7 +45,7 @@ pub mod http_client;
 #[cfg(feature = "http-server")]
 pub mod http_server;
 
-pub use client::{ClientDocOutcome, ClientSession, ReplyOutcome};
+pub use client::{ClientDocOutcome, ReplyOutcome, SyncRound};
 pub use clock::{Actor, MissingRange, VersionVector};
 pub use divergence::DocDivergence;
 pub use doc_sync::{decode_state, generate, receive, Applied, ReceiveError};
@@ -56,7 +56,7 @@ pub use envelope::{
 };
 pub use error::{ForbiddenReason, SyncError};
 pub use id::{DocId, IdError, PeerId};
-pub use memory::{MemoryReplica, ReplicaError, SavedReplica, SessionReport};
+pub use memory::{MemoryReplica, ReplicaError, RoundReport, SavedReplica};
 pub use policy::{Access, AllowAll, PolicyTable, SharePolicy};
 pub use round::RoundLimits;
 pub use server::{Plan, PlannedDoc, Response, Server, ServerDocOutcome};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash};
 
-use crate::client::{ClientSession, ReplyOutcome};
+use crate::client::{ReplyOutcome, SyncRound};
 use crate::docset::DocSet;
 use crate::envelope::{Envelope, EnvelopeError};
 use crate::error::SyncError;
@@ -50,9 +50,9 @@ impl From<AutomergeError> for ReplicaError {
     }
 }
 
-/// Byte counts of one [`MemoryReplica::sync_with`] session.
+/// Byte counts of one [`MemoryReplica::sync_with`] sync round.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionReport {
+pub struct RoundReport {
     /// Encoded size of each request.
     pub request_bytes: Vec<usize>,
     /// Encoded size of each reply.
@@ -61,7 +61,7 @@ pub struct SessionReport {
     pub docs_changed: usize,
 }
 
-impl SessionReport {
+impl RoundReport {
     /// Round trips made.
     pub fn rounds(&self) -> usize {
         self.request_bytes.len()
@@ -198,38 +198,35 @@ impl MemoryReplica {
         Ok(())
     }
 
-    /// Starts a client session with `server`, from the persisted states.
-    pub fn start_session(&self, server: &PeerId) -> ClientSession {
+    /// Starts a sync round with `server`, from the persisted states.
+    pub fn start_round(&self, server: &PeerId) -> SyncRound {
         let states = self
             .disk
             .states
             .iter()
             .filter(|((peer, _), _)| peer == server)
             .map(|((_, doc), bytes)| (doc.clone(), bytes.clone()));
-        let mut session =
-            ClientSession::new(self.peer.clone(), server.clone(), states).with_limits(self.limits);
+        let mut round =
+            SyncRound::new(self.peer.clone(), server.clone(), states).with_limits(self.limits);
         for (doc, ms) in &self.unsynced_since_ms {
-            session.set_unsynced_since(doc.clone(), *ms);
+            round.set_unsynced_since(doc.clone(), *ms);
         }
-        session
+        round
     }
 
-    /// The next request of `session`, or `None` when it is finished.
-    pub fn next_request(
-        &mut self,
-        session: &mut ClientSession,
-    ) -> Result<Option<Envelope>, SyncError> {
+    /// The next request of `round`, or `None` when it is finished.
+    pub fn next_request(&mut self, round: &mut SyncRound) -> Result<Option<Envelope>, SyncError> {
         let mut docs = ActorDocs {
             docs: &mut self.docs,
             actor: &self.actor,
         };
-        session.next_request(&mut docs, &*self.policy)
+        round.next_request(&mut docs, &*self.policy)
     }
 
-    /// Applies a reply to `session` and persists what it did.
+    /// Applies a reply to `round` and persists what it did.
     pub fn apply_reply(
         &mut self,
-        session: &mut ClientSession,
+        round: &mut SyncRound,
         server: &PeerId,
         reply: &Envelope,
     ) -> Result<ReplyOutcome, SyncError> {
@@ -237,7 +234,7 @@ impl MemoryReplica {
             docs: &mut self.docs,
             actor: &self.actor,
         };
-        let outcome = session.apply_reply(&mut docs, &*self.policy, reply)?;
+        let outcome = round.apply_reply(&mut docs, &*self.policy, reply)?;
         for done in &outcome.docs {
             self.disk
                 .docs
@@ -284,12 +281,12 @@ impl MemoryReplica {
         Ok(response)
     }
 
-    /// Runs a whole session with `server` in memory, through the binary codec both ways.
-    pub fn sync_with(&mut self, server: &mut MemoryReplica) -> Result<SessionReport, ReplicaError> {
+    /// Runs a whole sync round with `server` in memory, through the binary codec both ways.
+    pub fn sync_with(&mut self, server: &mut MemoryReplica) -> Result<RoundReport, ReplicaError> {
         let server_id = server.peer.clone();
-        let mut session = self.start_session(&server_id);
-        let mut report = SessionReport::default();
-        while let Some(request) = self.next_request(&mut session)? {
+        let mut round = self.start_round(&server_id);
+        let mut report = RoundReport::default();
+        while let Some(request) = self.next_request(&mut round)? {
             let request_bytes = request.encode()?;
             report.request_bytes.push(request_bytes.len());
             let received = Envelope::decode(&request_bytes)?;
@@ -297,7 +294,7 @@ impl MemoryReplica {
             let reply_bytes = server.serve(&peer, &received)?.reply.encode()?;
             report.reply_bytes.push(reply_bytes.len());
             let reply = Envelope::decode(&reply_bytes)?;
-            let outcome = self.apply_reply(&mut session, &server_id, &reply)?;
+            let outcome = self.apply_reply(&mut round, &server_id, &reply)?;
             report.docs_changed += outcome
                 .docs
                 .iter()

@@ -3,7 +3,7 @@
 
 use crate::envelope::{DocEntry, MAX_ENTRIES, MAX_ENVELOPE_BYTES, MAX_MESSAGE_BYTES};
 
-/// Limits of one round trip and one session.
+/// Limits of one round trip and one sync round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoundLimits {
     /// Most documents whose sync message goes into one envelope; the rest wait for the next round.
@@ -11,8 +11,8 @@ pub struct RoundLimits {
     /// Most bytes of one envelope; documents that do not fit wait for the next round. A single
     /// message larger than this still goes alone (up to [`MAX_MESSAGE_BYTES`]).
     pub max_bytes: usize,
-    /// Most round trips of one client session before it gives up (the next poll starts afresh).
-    pub max_rounds: u32,
+    /// Most round trips of one sync round before it gives up (the next poll starts afresh).
+    pub max_round_trips: u32,
 }
 
 impl Default for RoundLimits {
@@ -20,7 +20,7 @@ impl Default for RoundLimits {
         Self {
             max_docs: 512,
             max_bytes: 8 * 1024 * 1024,
-            max_rounds: 32,
+            max_round_trips: 32,
         }
     }
 }
@@ -51,7 +51,7 @@ impl Budget {
             limits: RoundLimits {
                 max_docs: limits.max_docs.clamp(1, MAX_ENTRIES),
                 max_bytes: limits.max_bytes.min(MAX_ENVELOPE_BYTES),
-                max_rounds: limits.max_rounds,
+                max_round_trips: limits.max_round_trips,
             },
             bytes: header_bytes,
             entries: 0,

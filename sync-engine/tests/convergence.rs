@@ -4,7 +4,7 @@
 //! document `own/<till>` and the `shared` one; the hub writes `shared`, the read-only
 //! `catalogue` and a `hub/private` document no till may see. Tills read each other's own docs.
 //!
-//! Transitions: a local write on a random replica; a sync session between a till and the hub
+//! Transitions: a local write on a random replica; a sync round between a till and the hub
 //! cut short after a few rounds, with a request or reply dropped or applied twice; a restart
 //! that reloads documents from the simulated disk, keeping or losing the sync states.
 //!
@@ -94,14 +94,14 @@ fn new_replica(replica: usize) -> MemoryReplica {
         replica_state.with_limits(RoundLimits {
             max_docs: 2,
             max_bytes: 64 * 1024,
-            max_rounds: 32,
+            max_round_trips: 32,
         })
     } else {
         replica_state
     }
 }
 
-/// How one sync session goes wrong.
+/// How one sync round goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
     None,
@@ -119,7 +119,7 @@ enum Step {
     },
     Sync {
         till: usize,
-        max_rounds: u8,
+        max_round_trips: u8,
         fault: Fault,
         fault_round: u8,
     },
@@ -156,8 +156,8 @@ impl ReferenceStateMachine for Reference {
         ];
         prop_oneof![
             4 => (0..=TILLS, 0..3usize).prop_map(|(replica, doc_index)| Step::Write { replica, doc_index }),
-            4 => (1..=TILLS, 1..5u8, fault, 0..4u8).prop_map(|(till, max_rounds, fault, fault_round)| {
-                Step::Sync { till, max_rounds, fault, fault_round }
+            4 => (1..=TILLS, 1..5u8, fault, 0..4u8).prop_map(|(till, max_round_trips, fault, fault_round)| {
+                Step::Sync { till, max_round_trips, fault, fault_round }
             }),
             1 => (0..=TILLS, any::<bool>()).prop_map(|(replica, keep_sync_states)| {
                 Step::Restart { replica, keep_sync_states }
@@ -187,14 +187,14 @@ struct System {
 }
 
 impl System {
-    fn session(&mut self, till: usize, max_rounds: u8, fault: Fault, fault_round: u8) {
+    fn session(&mut self, till: usize, max_round_trips: u8, fault: Fault, fault_round: u8) {
         let (hub_part, tills) = self.replicas.split_at_mut(1);
         let hub = &mut hub_part[0];
         let client = &mut tills[till - 1];
         let hub_id = peer(HUB);
         let till_id = peer(till);
-        let mut session = client.start_session(&hub_id);
-        for round in 0..max_rounds {
+        let mut session = client.start_round(&hub_id);
+        for round in 0..max_round_trips {
             let Some(request) = client.next_request(&mut session).expect("next request") else {
                 return;
             };
@@ -271,11 +271,11 @@ impl StateMachineTest for Convergence {
             }
             Step::Sync {
                 till,
-                max_rounds,
+                max_round_trips,
                 fault,
                 fault_round,
             } => {
-                system.session(till, max_rounds, fault, fault_round);
+                system.session(till, max_round_trips, fault, fault_round);
             }
             Step::Restart {
                 replica,

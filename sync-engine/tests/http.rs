@@ -1,5 +1,5 @@
 //! HTTP adapters: the axum handler driven with `oneshot` (status codes for every failure), and
-//! the reqwest client against a real listener on loopback (error mapping, full sync session).
+//! the reqwest client against a real listener on loopback (error mapping, full sync round).
 #![cfg(feature = "http-server")]
 
 use std::future::Future;
@@ -214,7 +214,7 @@ mod client {
     use std::time::Duration;
 
     use sync_engine::http_client::{HttpSyncClient, TransportError};
-    use sync_engine::{ClientSession, DocSet};
+    use sync_engine::{DocSet, SyncRound};
 
     use super::*;
 
@@ -239,7 +239,7 @@ mod client {
         );
         let policy = PolicyTable::new().grant(&peer("hub"), "store/01/", Access::ReadWrite);
         let mut docs = std::collections::BTreeMap::<DocId, automerge::AutoCommit>::new();
-        let mut session = ClientSession::new(peer("till-01"), peer("hub"), Vec::new());
+        let mut session = SyncRound::new(peer("till-01"), peer("hub"), Vec::new());
         let mut rounds = 0;
         while let Some(request) = session.next_request(&mut docs, &policy).expect("request") {
             let reply = client.round(&request).await.expect("round trip");

@@ -105,7 +105,7 @@ fn idle_poll_is_one_small_round_without_changes() {
     till.sync_with(&mut hub).expect("first sync");
     assert_eq!(till.heads(&doc(SESSION)), hub.heads(&doc(SESSION)));
 
-    let mut session = till.start_session(&peer("hub"));
+    let mut session = till.start_round(&peer("hub"));
     let request = till
         .next_request(&mut session)
         .expect("request")
@@ -266,7 +266,7 @@ fn tight_limits_defer_documents_to_later_rounds() {
     let limits = RoundLimits {
         max_docs: 2,
         max_bytes: 2_000,
-        max_rounds: 64,
+        max_round_trips: 64,
     };
     let mut hub =
         MemoryReplica::new(peer("hub"), actor("hub"), Arc::new(hub_policy())).with_limits(limits);
@@ -305,7 +305,7 @@ fn any_hub_process_can_serve_any_round() {
     })
     .expect("sale");
     let mut disk = hub_disk;
-    let mut session = till.start_session(&peer("hub"));
+    let mut session = till.start_round(&peer("hub"));
     let mut rounds = 0;
     while let Some(request) = till.next_request(&mut session).expect("request") {
         let mut process =
@@ -331,7 +331,7 @@ fn any_hub_process_can_serve_any_round() {
 fn client_refuses_a_reply_from_another_server_or_with_corrupt_changes() {
     let mut hub = hub();
     let mut till = till();
-    let mut session = till.start_session(&peer("hub"));
+    let mut session = till.start_round(&peer("hub"));
     let request = till
         .next_request(&mut session)
         .expect("request")
@@ -376,7 +376,7 @@ fn the_first_round_reports_divergence_both_ways() {
     })
     .expect("price");
 
-    let mut session = till.start_session(&peer("hub"));
+    let mut session = till.start_round(&peer("hub"));
     let request = till
         .next_request(&mut session)
         .expect("request")
@@ -429,7 +429,7 @@ fn offers_the_client_would_not_accept_are_declined() {
         .grant(&peer("hub"), "store/01/session/", Access::ReadWrite)
         .grant(&peer("hub"), "store/01/catalogue", Access::Read);
     let mut till = MemoryReplica::new(peer("till-01"), actor("till-01"), Arc::new(sessions_only));
-    let mut session = till.start_session(&peer("hub"));
+    let mut session = till.start_round(&peer("hub"));
     let request = till
         .next_request(&mut session)
         .expect("request")
@@ -449,7 +449,7 @@ fn declined_offers_do_not_starve_a_limited_session() {
     let limits = RoundLimits {
         max_docs: 1,
         max_bytes: 1 << 20,
-        max_rounds: 16,
+        max_round_trips: 16,
     };
     let mut hub =
         MemoryReplica::new(peer("hub"), actor("hub"), Arc::new(hub_policy())).with_limits(limits);

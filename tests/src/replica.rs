@@ -16,7 +16,7 @@ use crdt_model::receipt::ReceiptDraft;
 use crdt_model::session::{self, SessionHeader};
 use crdt_model::{DocKey, HlcClock, Kopecks, Receipt, ReceiptId, SessionId, StoreId, TillId};
 use sync_engine::http_client::HttpSyncClient;
-use sync_engine::{Access, ClientSession, DocId, Envelope, MemoryReplica, PeerId, SharePolicy};
+use sync_engine::{Access, DocId, Envelope, MemoryReplica, PeerId, SharePolicy, SyncRound};
 
 use crate::sales::Sale;
 
@@ -215,25 +215,18 @@ impl ScriptedTill {
         &mut self.replica
     }
 
-    /// Starts a sync session with the hub by hand (to send tampered requests).
-    pub fn start_session(&self) -> anyhow::Result<ClientSession> {
-        Ok(self.replica.start_session(&PeerId::new("hub")?))
+    /// Starts a sync round with the hub by hand (to send tampered requests).
+    pub fn start_round(&self) -> anyhow::Result<SyncRound> {
+        Ok(self.replica.start_round(&PeerId::new("hub")?))
     }
 
     /// The next request of a hand-driven session (`None` when it is finished).
-    pub fn next_request(
-        &mut self,
-        session: &mut ClientSession,
-    ) -> anyhow::Result<Option<Envelope>> {
+    pub fn next_request(&mut self, session: &mut SyncRound) -> anyhow::Result<Option<Envelope>> {
         Ok(self.replica.next_request(session)?)
     }
 
     /// Applies a reply of a hand-driven session.
-    pub fn apply_reply(
-        &mut self,
-        session: &mut ClientSession,
-        reply: &Envelope,
-    ) -> anyhow::Result<()> {
+    pub fn apply_reply(&mut self, session: &mut SyncRound, reply: &Envelope) -> anyhow::Result<()> {
         let outcome = self
             .replica
             .apply_reply(session, &PeerId::new("hub")?, reply)?;
@@ -243,12 +236,12 @@ impl ScriptedTill {
         Ok(())
     }
 
-    /// A whole sync session with the hub at `hub_url` (its base URL) until nothing is left to
+    /// A whole sync round with the hub at `hub_url` (its base URL) until nothing is left to
     /// say. Returns the round trips made.
     pub async fn sync(&mut self, hub_url: &str, token: &str) -> anyhow::Result<u32> {
         let client = HttpSyncClient::new(&format!("{hub_url}/api"), token, ROUND_TIMEOUT)?;
         let hub = PeerId::new("hub")?;
-        let mut session = self.replica.start_session(&hub);
+        let mut session = self.replica.start_round(&hub);
         while let Some(request) = self.replica.next_request(&mut session)? {
             let reply = client.round(&request).await?;
             let outcome = self.replica.apply_reply(&mut session, &hub, &reply)?;
@@ -276,7 +269,7 @@ impl ScriptedTill {
 }
 
 /// What the hub at `hub_url` serves to till `store/till` (token `token`): a fresh replica
-/// after one whole sync session.
+/// after one whole sync round.
 pub async fn fetch_from_hub(
     hub_url: &str,
     token: &str,
@@ -296,7 +289,7 @@ pub async fn fetch_from_hub(
     );
     let client = HttpSyncClient::new(&format!("{hub_url}/api"), token, ROUND_TIMEOUT)?;
     let hub = PeerId::new("hub")?;
-    let mut session = replica.start_session(&hub);
+    let mut session = replica.start_round(&hub);
     while let Some(request) = replica.next_request(&mut session)? {
         let reply = client.round(&request).await?;
         replica.apply_reply(&mut session, &hub, &reply)?;

@@ -24,7 +24,7 @@ use anyhow::{ensure, Context};
 use automerge::transaction::Transactable;
 use crdt_model::ids::actor_id;
 use serde_json::{json, Value};
-use sync_engine::{ClientSession, DocEntry, DocId, Envelope, CONTENT_TYPE};
+use sync_engine::{DocEntry, DocId, Envelope, SyncRound, CONTENT_TYPE};
 use tests::{
     fetch_from_hub, free_port, HubClient, HubEnv, HubProcess, SaleGen, ScriptedTill, TillProcess,
     TillSpec, STORE,
@@ -45,8 +45,8 @@ async fn request_with_changes(
     till: &mut ScriptedTill,
     hub: &HubClient,
     token: &str,
-) -> anyhow::Result<(ClientSession, Envelope)> {
-    let mut session = till.start_session()?;
+) -> anyhow::Result<(SyncRound, Envelope)> {
+    let mut session = till.start_round()?;
     let first = till
         .next_request(&mut session)?
         .context("a first request")?;
@@ -168,7 +168,7 @@ async fn hub_refuses_bad_envelopes_whole() -> anyhow::Result<()> {
         expected_total += sale.total;
     }
     let first = t9
-        .start_session()
+        .start_round()
         .and_then(|mut s| t9.next_request(&mut s))?
         .context("first request")?;
     let first_bytes = first.encode()?;
@@ -239,7 +239,7 @@ async fn hub_refuses_bad_envelopes_whole() -> anyhow::Result<()> {
     );
     let mut other_till = ScriptedTill::open(STORE, "T1", "node")?;
     let impostor = other_till
-        .start_session()
+        .start_round()
         .and_then(|mut s| other_till.next_request(&mut s))?
         .context("request")?;
     let reply = post(client, &token, &impostor).await?;
@@ -327,7 +327,7 @@ async fn hub_refuses_bad_envelopes_whole() -> anyhow::Result<()> {
         doc.put(automerge::ROOT, "kind", "definitely-not-a-session")?;
         Ok(())
     })?;
-    let mut junk_session = junk.start_session()?;
+    let mut junk_session = junk.start_round()?;
     let mut refused = None;
     for _round in 0..4 {
         let Some(request) = junk.next_request(&mut junk_session)? else {

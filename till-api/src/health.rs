@@ -116,7 +116,7 @@ pub struct FiscalHealth {
 /// The link to the hub.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubLinkHealth {
-    /// Failed sync sessions in a row.
+    /// Failed sync rounds in a row.
     pub consecutive_failures: u32,
     /// When a sync was last attempted (Unix ms).
     pub last_attempt_ms: Option<u64>,

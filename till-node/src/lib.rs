@@ -12,7 +12,7 @@
 //!   before it is answered. One mutex, blocking threads.
 //! - [`api`] — the HTTP API from one route table; [`api::app`] builds the router and turns the
 //!   node's domain results and errors into HTTP answers.
-//! - [`sync_loop`] — sync sessions with the hub (heartbeat, push after a sale, forced sync),
+//! - [`sync_loop`] — sync rounds with the hub (heartbeat, push after a sale, forced sync),
 //!   feeding the link monitor and the metrics.
 //! - [`fiscal_link`] — the running fiscal pipeline (register, OFD) with the node as its job
 //!   store.

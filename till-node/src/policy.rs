@@ -26,7 +26,7 @@ use sync_engine::{Access, DocId, PeerId, SharePolicy};
 /// Peer id of the hub.
 pub const HUB_PEER: &str = "hub";
 
-/// The policy of one till towards the hub, for one step of a sync session.
+/// The policy of one till towards the hub, for one step of a sync round.
 #[derive(Debug, Clone)]
 pub struct TillPolicy {
     store: StoreId,

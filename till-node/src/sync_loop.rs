@@ -1,6 +1,6 @@
 //! The sync loop with the hub: one [`Syncer`] per daemon.
 //!
-//! A sync *round* is the sync-engine client loop (a `ClientSession`, see `sync_engine::client`)
+//! A sync *round* is the sync-engine client loop (a `SyncRound`, see `sync_engine::client`)
 //! driven through [`HubSync`](crate::node::HubSync): build a request under the node lock, post
 //! it to `{hub}/api/v1/sync` (no lock held while waiting), apply and persist the reply under the
 //! lock — one round trip — until the round has nothing left to say. Rounds never overlap: they hold the `running` mutex, which is also what makes a forced sync answer 409
@@ -15,7 +15,7 @@
 //! (latency, hub error, unreachable) and in the metrics.
 //!
 //! A document whose sync message exceeds the envelope limit cannot be sent at all (see
-//! `ClientSession::oversized`): after each round the loop sets `kkt_sync_oversized_docs`
+//! `SyncRound::oversized`): after each round the loop sets `kkt_sync_oversized_docs`
 //! and logs a warning naming each document that newly became too large.
 
 use std::collections::BTreeSet;

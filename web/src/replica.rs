@@ -11,8 +11,8 @@
 //!
 //! Closed sessions do not pile up, but the page stays a backup until the OFD has them: a
 //! closed session document is forgotten (here and in IndexedDB) only when a reply of the
-//! current sync session showed the till holds all of it, and the OFD acknowledged every one
-//! of its receipts ([`Replica::synced_closed_sessions`], called when a sync session ends). A
+//! current sync round showed the till holds all of it, and the OFD acknowledged every one
+//! of its receipts ([`Replica::synced_closed_sessions`], called when a sync round ends). A
 //! persisted sync state alone never proves it: the till may have been restored from an old
 //! backup since it was written.
 //!
@@ -32,7 +32,7 @@ use crdt_model::session::{self, Appended, OfdState, SessionHeader, SessionView};
 use crdt_model::{Receipt, ReceiptError, ReceiptId, SessionError, StoreId, TillId};
 use serde::{Deserialize, Serialize};
 use sync_engine::doc_sync::{decode_state, peer_has_all};
-use sync_engine::{ClientSession, DocId, Envelope, PeerId, SyncError};
+use sync_engine::{DocId, Envelope, PeerId, SyncError, SyncRound};
 use uuid::Uuid;
 
 use crate::i18n::{fill, Key, Lang};
@@ -244,7 +244,7 @@ pub struct Replica {
     unsent: Vec<UnsentReceipt>,
     catalogue_version: u64,
     skipped: Vec<(String, String)>,
-    /// Documents a reply of the current sync session showed the till holds whole (emptied by
+    /// Documents a reply of the current sync round showed the till holds whole (emptied by
     /// [`Replica::start_sync`]).
     proven_this_session: BTreeSet<DocId>,
 }
@@ -426,11 +426,11 @@ impl Replica {
         })
     }
 
-    /// Starts a sync session with the till from the persisted states. What an earlier
+    /// Starts a sync round with the till from the persisted states. What an earlier
     /// session proved the till holds is forgotten: only this session's replies count.
-    pub fn start_sync(&mut self) -> ClientSession {
+    pub fn start_sync(&mut self) -> SyncRound {
         self.proven_this_session.clear();
-        let mut session = ClientSession::new(
+        let mut session = SyncRound::new(
             self.identity.peer.clone(),
             self.identity.till_peer.clone(),
             self.states
@@ -446,17 +446,14 @@ impl Replica {
     }
 
     /// The next request of `session`, or `None` when the session is finished.
-    pub fn next_request(
-        &mut self,
-        session: &mut ClientSession,
-    ) -> Result<Option<Envelope>, SyncError> {
+    pub fn next_request(&mut self, session: &mut SyncRound) -> Result<Option<Envelope>, SyncError> {
         session.next_request(&mut self.docs, &self.policy)
     }
 
     /// Applies the till's reply (checked whole first) and says what to persist.
     pub fn apply_reply(
         &mut self,
-        session: &mut ClientSession,
+        session: &mut SyncRound,
         reply: &Envelope,
     ) -> Result<SyncWrite, SyncError> {
         let outcome = session.apply_reply(&mut self.docs, &self.policy, reply)?;
@@ -506,7 +503,7 @@ impl Replica {
     /// The closed session documents that may be forgotten here: a reply of the current sync
     /// session showed the till holds all of it (and the sync state still says so), no receipt
     /// here still waits to reach it, and the OFD acknowledged every receipt in it. Call it
-    /// when a sync session has ended. Never the open session (it has no close), nor one that
+    /// when a sync round has ended. Never the open session (it has no close), nor one that
     /// does not read back; never on a persisted sync state alone.
     pub fn synced_closed_sessions(&mut self) -> Vec<DocId> {
         let mut synced = Vec::new();

@@ -111,7 +111,7 @@ async fn authorize_device(app: &AppState, request: &mut Request) -> Result<(), A
     }
     if app
         .db
-        .session_user(token, crate::db::now_ms())
+        .login_user(token, crate::db::now_ms())
         .await?
         .is_some()
     {
@@ -131,7 +131,7 @@ async fn authorize_user(
     let Bearer::Token(token) = bearer(request.headers()) else {
         return Err(ApiError::unauthorized());
     };
-    let Some(user) = app.db.session_user(token, crate::db::now_ms()).await? else {
+    let Some(user) = app.db.login_user(token, crate::db::now_ms()).await? else {
         if app.db.device_by_token(token).await?.is_some() {
             return Err(ApiError::forbidden(
                 "a till's device token may only be used to sync",

@@ -95,7 +95,7 @@ pub async fn login(
     let ttl = app.settings.session_ttl;
     let mut tx = app.db.begin().await?;
     tx.clear_login_failures(&user.name).await?;
-    let token = tx.create_session(&user.name, ttl).await?;
+    let token = tx.create_login(&user.name, ttl).await?;
     tx.commit().await?;
     let expires_at_ms = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
     tracing::info!(user = %user.name, role = %user.role, "user logged in");
@@ -115,7 +115,7 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     if let Bearer::Token(token) = bearer(&headers) {
         let mut tx = app.db.begin().await?;
-        tx.delete_session(token).await?;
+        tx.delete_login(token).await?;
         tx.commit().await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -264,7 +264,7 @@ impl Db {
     }
 
     /// The user of a live session: `None` when the token is unknown or expired at `now_ms`.
-    pub async fn session_user(&self, token: &str, now_ms: i64) -> Result<Option<User>, DbError> {
+    pub async fn login_user(&self, token: &str, now_ms: i64) -> Result<Option<User>, DbError> {
         let row: Option<UserRow> = on_reader!(self, p => {
             sqlx::query_as(
                 "SELECT u.name, u.role, u.store, u.created_at_ms
@@ -351,7 +351,7 @@ impl DbTx {
     }
 
     /// Starts a login session for `user` lasting `ttl` and returns its plaintext token.
-    pub async fn create_session(&mut self, user: &str, ttl: Duration) -> Result<String, DbError> {
+    pub async fn create_login(&mut self, user: &str, ttl: Duration) -> Result<String, DbError> {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let expires_at_ms = now_ms().saturating_add(ttl_ms);
         let token = random_token();
@@ -377,7 +377,7 @@ impl DbTx {
     }
 
     /// Ends a session (logout). Returns whether it existed.
-    pub async fn delete_session(&mut self, token: &str) -> Result<bool, DbError> {
+    pub async fn delete_login(&mut self, token: &str) -> Result<bool, DbError> {
         let deleted = on_tx!(self, c => {
             sqlx::query("DELETE FROM user_sessions WHERE token_hash = $1")
                 .bind(hash_token(token))

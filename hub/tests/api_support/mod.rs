@@ -54,7 +54,7 @@ impl Hub {
             .await
             .expect("create user");
         self.db
-            .create_session(name, Duration::from_secs(3600))
+            .create_login(name, Duration::from_secs(3600))
             .await
             .expect("session")
     }
@@ -261,11 +261,11 @@ impl Till {
         self.hlc_ahead(0, logical)
     }
 
-    /// Runs a whole sync session with `hub`; `Err` with the status and body of the first
+    /// Runs a whole sync round with `hub`; `Err` with the status and body of the first
     /// refused request.
     pub async fn sync(&mut self, hub: &Hub) -> Result<usize, (StatusCode, String)> {
         let server = hub_peer();
-        let mut session = self.replica.start_session(&server);
+        let mut session = self.replica.start_round(&server);
         let mut rounds = 0;
         while let Some(request) = self.replica.next_request(&mut session).expect("request") {
             rounds += 1;
@@ -283,7 +283,7 @@ impl Till {
 
     /// The first request of a fresh session (for tests that tamper with it).
     pub fn first_request(&mut self) -> Envelope {
-        let mut session = self.replica.start_session(&hub_peer());
+        let mut session = self.replica.start_round(&hub_peer());
         self.replica
             .next_request(&mut session)
             .expect("request")

@@ -21,8 +21,8 @@ pub trait WriteOnce {
         secret: &str,
         store: Option<&str>,
     ) -> Result<User, DbError>;
-    async fn create_session(&self, user: &str, ttl: Duration) -> Result<String, DbError>;
-    async fn delete_session(&self, token: &str) -> Result<bool, DbError>;
+    async fn create_login(&self, user: &str, ttl: Duration) -> Result<String, DbError>;
+    async fn delete_login(&self, token: &str) -> Result<bool, DbError>;
     async fn delete_expired(&self, now_ms: i64) -> Result<u64, DbError>;
     async fn upsert_peer_doc_status(&self, status: &PeerDocStatus) -> Result<(), DbError>;
     async fn record_peer_sync(
@@ -58,11 +58,11 @@ impl WriteOnce for Db {
     ) -> Result<User, DbError> {
         hub::users::create_user(self, name, role, secret, store).await
     }
-    async fn create_session(&self, user: &str, ttl: Duration) -> Result<String, DbError> {
-        once!(self, tx => tx.create_session(user, ttl))
+    async fn create_login(&self, user: &str, ttl: Duration) -> Result<String, DbError> {
+        once!(self, tx => tx.create_login(user, ttl))
     }
-    async fn delete_session(&self, token: &str) -> Result<bool, DbError> {
-        once!(self, tx => tx.delete_session(token))
+    async fn delete_login(&self, token: &str) -> Result<bool, DbError> {
+        once!(self, tx => tx.delete_login(token))
     }
     async fn delete_expired(&self, now_ms: i64) -> Result<u64, DbError> {
         once!(self, tx => tx.delete_expired(now_ms))

@@ -9,7 +9,7 @@
 //!
 //! Transitions: a sale on a till (`session::append_receipt`, HLC from the till's clock); a
 //! Z close and a new session; a price change on a till or the hub (`catalogue::set_field`, with
-//! clocks skewed by seconds so stale writes and concurrent writes both happen); a sync session
+//! clocks skewed by seconds so stale writes and concurrent writes both happen); a sync round
 //! between a till and the hub, cut short after a few rounds, with one request dropped or served
 //! twice, or one reply dropped or applied twice; a restart of any replica from its simulated
 //! disk, keeping or losing its sync states.

@@ -8,7 +8,7 @@ use proptest_state_machine::ReferenceStateMachine;
 
 use crate::system::{SKUS, TILLS};
 
-/// How one sync session goes wrong.
+/// How one sync round goes wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Every message arrives once.
@@ -23,7 +23,7 @@ pub enum Fault {
     DuplicateReply,
 }
 
-/// One transition: a local write, a faulty sync session, or a restart.
+/// One transition: a local write, a faulty sync round, or a restart.
 #[derive(Debug, Clone)]
 pub enum Step {
     /// A sale on `till`: lines of (SKU index, quantity, price), paid as [`split_payment`].
@@ -42,7 +42,7 @@ pub enum Step {
     },
     Sync {
         till: usize,
-        max_rounds: u8,
+        max_round_trips: u8,
         fault: Fault,
         fault_round: u8,
     },
@@ -108,8 +108,8 @@ impl ReferenceStateMachine for Reference {
             1 => (1..=TILLS).prop_map(|till| Step::CloseAndReopen { till }),
             2 => (0..=TILLS, 0..SKUS.len(), 100..=90_000i64)
                 .prop_map(|(replica, sku, price)| Step::PriceChange { replica, sku, price }),
-            4 => (1..=TILLS, 1..5u8, fault, 0..4u8).prop_map(|(till, max_rounds, fault, fault_round)| {
-                Step::Sync { till, max_rounds, fault, fault_round }
+            4 => (1..=TILLS, 1..5u8, fault, 0..4u8).prop_map(|(till, max_round_trips, fault, fault_round)| {
+                Step::Sync { till, max_round_trips, fault, fault_round }
             }),
             1 => (0..=TILLS, any::<bool>())
                 .prop_map(|(replica, keep_sync_states)| Step::Restart { replica, keep_sync_states }),

@@ -215,11 +215,11 @@ impl System {
             }
             Step::Sync {
                 till,
-                max_rounds,
+                max_round_trips,
                 fault,
                 fault_round,
             } => {
-                self.sync_session(till, max_rounds, fault, fault_round);
+                self.sync_session(till, max_round_trips, fault, fault_round);
             }
             Step::Restart {
                 replica,
@@ -320,12 +320,12 @@ impl System {
         assert_eq!(appended, session::Appended::New);
     }
 
-    fn sync_session(&mut self, till: usize, max_rounds: u8, fault: Fault, fault_round: u8) {
+    fn sync_session(&mut self, till: usize, max_round_trips: u8, fault: Fault, fault_round: u8) {
         let (hub_part, tills) = self.nodes.split_at_mut(1);
         let hub = &mut hub_part[0].replica;
         let client = &mut tills[till - 1].replica;
-        let mut session = client.start_session(&peer(HUB));
-        for round in 0..max_rounds {
+        let mut session = client.start_round(&peer(HUB));
+        for round in 0..max_round_trips {
             let Some(request) = client.next_request(&mut session).expect("next request") else {
                 return;
             };

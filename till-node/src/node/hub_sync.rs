@@ -1,6 +1,6 @@
 //! [`HubSync`]: the node's steps of a sync round with the hub.
 //!
-//! The async sync loop owns the [`ClientSession`] and the network; the node does the rest under
+//! The async sync loop owns the [`SyncRound`] and the network; the node does the rest under
 //! its lock: build the next request, then check and apply the reply and persist what it did —
 //! new changes and every sync state — in ONE [`Core::commit`]. If that commit fails, the
 //! touched documents are rebuilt from the store ([`Core::rollback`]) and the round ends with
@@ -9,7 +9,7 @@
 //! Changes received for the catalogue carry HLCs (its register keys); the clock observes them
 //! so that later local writes order after them. One too far ahead is refused and counted.
 
-use sync_engine::{ClientSession, DocDivergence, DocId, Envelope};
+use sync_engine::{DocDivergence, DocId, Envelope, SyncRound};
 
 use super::core::Core;
 use super::error::NodeError;
@@ -54,14 +54,14 @@ pub struct HubSync<'a> {
 
 impl HubSync<'_> {
     /// Starts a sync round with the hub from the persisted sync states.
-    pub fn start_round(&mut self) -> Result<ClientSession, NodeError> {
+    pub fn start_round(&mut self) -> Result<SyncRound, NodeError> {
         let mut states = Vec::new();
         for id in self.core.replica.ids() {
             if let Some(bytes) = self.core.store.sync_state(id.as_str(), HUB_PEER)? {
                 states.push((id.clone(), bytes));
             }
         }
-        let mut round = ClientSession::new(
+        let mut round = SyncRound::new(
             self.core.identity.peer.clone(),
             self.core.identity.hub.clone(),
             states,
@@ -75,10 +75,7 @@ impl HubSync<'_> {
     }
 
     /// The next request of `round`, or `None` when the round is finished.
-    pub fn next_request(
-        &mut self,
-        round: &mut ClientSession,
-    ) -> Result<Option<Envelope>, NodeError> {
+    pub fn next_request(&mut self, round: &mut SyncRound) -> Result<Option<Envelope>, NodeError> {
         let policy = till_policy(self.core, self.retention_days);
         let mut docs = self.core.replica.doc_set(&self.core.identity.actor);
         Ok(round.next_request(&mut docs, &policy)?)
@@ -87,7 +84,7 @@ impl HubSync<'_> {
     /// Checks and applies the hub's reply, and persists it in one commit.
     pub fn apply_reply(
         &mut self,
-        round: &mut ClientSession,
+        round: &mut SyncRound,
         reply: &Envelope,
     ) -> Result<ReplyOutcome, NodeError> {
         self.core.ensure_writable()?;

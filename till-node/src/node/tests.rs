@@ -1,6 +1,6 @@
 //! Node-level tests of the durable path: a failed commit leaves memory equal to the store,
 //! the clock never goes backwards across restarts, the per-install actor survives a reload,
-//! oversized documents are reported after a sync session.
+//! oversized documents are reported after a sync round.
 
 use automerge::ReadDoc;
 use crdt_model::receipt::ReceiptDraft;

@@ -40,7 +40,7 @@ pub(super) struct Core {
     db: Option<Rc<Db>>,
     device: String,
     pub(super) replica: Option<Replica>,
-    /// Bumped whenever the replica is replaced (login, logout): a sync session begun on
+    /// Bumped whenever the replica is replaced (login, logout): a sync round begun on
     /// another replica stops.
     pub(super) replica_epoch: u64,
     index: Rc<CatalogueIndex>,
@@ -55,7 +55,7 @@ pub(super) struct Core {
     /// Bumped on every change of the cart, to tell the write of the latest cart.
     cart_generation: u64,
     /// Closed sessions may have become forgettable (login, a session changed, receipts
-    /// reached the till): checked when the next sync session ends, never before.
+    /// reached the till): checked when the next sync round ends, never before.
     pub(super) prune_due: bool,
     pub(super) sync_kicked: bool,
     pub(super) next_sync_ms: u64,

@@ -7,12 +7,12 @@
 //! bar, and the network state reads `degraded` until a round goes through.
 //!
 //! The till serves the page only the sessions it still holds (it drops closed ones a week
-//! after their close), so the page forgets a closed session once a reply of the sync session
+//! after their close), so the page forgets a closed session once a reply of the sync round
 //! just ended showed the till holds all of it and the OFD acknowledged all its receipts
 //! (`Replica::synced_closed_sessions`): from IndexedDB first (documents and sync states in
-//! one transaction), then from memory. Never at the start of a sync session nor at login, on
+//! one transaction), then from memory. Never at the start of a sync round nor at login, on
 //! a persisted sync state alone (a till restored from an old backup would make the page drop
-//! the only copy). Checked at the end of the first sync session after login and of sessions
+//! the only copy). Checked at the end of the first sync round after login and of sessions
 //! in which a session changed or receipts reached the till.
 
 use leptos::prelude::*;
@@ -101,12 +101,12 @@ pub async fn sync_loop(ctx: Ctx) {
     }
 }
 
-/// True while the replica a sync session began on is still the page's.
+/// True while the replica a sync round began on is still the page's.
 fn same_replica(epoch: u64) -> bool {
     with_core(|core| core.replica_epoch == epoch && core.replica.is_some())
 }
 
-/// One sync session: requests until the replica has nothing left to say.
+/// One sync round: requests until the replica has nothing left to say.
 async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
     let Some(db) = db() else { return Ok(()) };
     let gate = gate();
@@ -174,9 +174,9 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Forgets the closed sessions the ended sync session proved the till holds whole and the
+/// Forgets the closed sessions the ended sync round proved the till holds whole and the
 /// OFD acknowledged, when some may have become so: from IndexedDB first, then from memory.
-/// Called under the write gate, only when a sync session ends. A failed delete keeps them
+/// Called under the write gate, only when a sync round ends. A failed delete keeps them
 /// (nothing is lost) and is retried after the next session.
 async fn forget_synced_sessions(db: &Db) {
     let synced = with_core(|core| {

@@ -148,7 +148,7 @@ fn till_opens_session(till: &mut MemoryReplica, session: u128) -> DocId {
     id
 }
 
-/// Runs a whole sync session through the codec, persisting every reply.
+/// Runs a whole sync round through the codec, persisting every reply.
 fn sync(browser: &mut Replica, till: &mut MemoryReplica, idb: &mut FakeIdb) -> Vec<ReceiptId> {
     let mut session = browser.start_sync();
     let mut sent = Vec::new();

@@ -11,7 +11,7 @@ use crdt_model::hlc::HlcClock;
 use crdt_model::ids::actor_id;
 use crdt_model::receipt::{Receipt, ReceiptDraft};
 use crdt_model::{session, Kopecks, ReceiptId, SessionId, StoreId, TillId};
-use sync_engine::{AllowAll, ClientSession, DocId, PeerId};
+use sync_engine::{AllowAll, DocId, PeerId, SyncRound};
 use uuid::Uuid;
 
 use crate::node::*;
@@ -66,10 +66,10 @@ impl Page {
         }
     }
 
-    /// Runs a whole sync session with the node, as the page's loop does.
+    /// Runs a whole sync round with the node, as the page's loop does.
     fn sync(&mut self, node: &mut Node) -> Result<usize, NodeError> {
         let till = node.core.identity().peer.clone();
-        let mut session = ClientSession::new(self.peer.clone(), till, self.states.clone());
+        let mut session = SyncRound::new(self.peer.clone(), till, self.states.clone());
         let mut new_receipts = 0;
         let login = self.login();
         while let Some(request) = session.next_request(&mut self.docs, &AllowAll)? {
@@ -243,7 +243,7 @@ fn another_page_cannot_use_this_pages_peer_id() {
         .expect("open");
     let mut page = Page::new("wpage4");
     let till = node.core.identity().peer.clone();
-    let mut session = ClientSession::new(page.peer.clone(), till, BTreeMap::new());
+    let mut session = SyncRound::new(page.peer.clone(), till, BTreeMap::new());
     let request = session
         .next_request(&mut page.docs, &AllowAll)
         .expect("request")

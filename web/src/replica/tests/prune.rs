@@ -1,9 +1,9 @@
 //! Forgetting closed sessions: the till drops a closed session a week after its close and
 //! refuses (403) a page that still lists one, so the page forgets a closed session, but only
-//! when a sync session has just shown the till holds all of it and the OFD acknowledged every
+//! when a sync round has just shown the till holds all of it and the OFD acknowledged every
 //! receipt in it; never the open one.
 //!
-//! The bug story: the page used to prune when a sync session began, on the sync state it had
+//! The bug story: the page used to prune when a sync round began, on the sync state it had
 //! persisted earlier (and at login). A till restored from an old backup no longer holds what
 //! that state says, so the page dropped the only copy of receipts. Now a persisted state alone
 //! never prunes: only the replies of the session just ended count.
@@ -72,7 +72,7 @@ fn closed_sessions_the_till_holds_whole_and_the_ofd_acknowledged_are_forgotten()
     let mut unproven = Replica::load(identity(), lost).expect("load");
     assert!(unproven.synced_closed_sessions().is_empty());
 
-    // With this sync session's replies it does: the closed one goes, here and in IndexedDB
+    // With this sync round's replies it does: the closed one goes, here and in IndexedDB
     // (documents and sync states in one write), the open one stays.
     let synced = browser.synced_closed_sessions();
     assert_eq!(synced, vec![first.clone()]);
@@ -125,7 +125,7 @@ fn a_persisted_sync_state_alone_never_prunes() {
     assert_eq!(browser.synced_closed_sessions(), vec![first.clone()]);
 
     // Reloaded from that very state (say the till was since restored from an old backup):
-    // nothing goes before a sync session proves the till holds it again.
+    // nothing goes before a sync round proves the till holds it again.
     let mut reloaded = Replica::load(identity(), idb.stored()).expect("reload");
     assert!(reloaded.synced_closed_sessions().is_empty());
     // A session just begun proves nothing either: what an earlier session proved is dropped.
