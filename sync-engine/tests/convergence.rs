@@ -193,13 +193,13 @@ impl System {
         let client = &mut tills[till - 1];
         let hub_id = peer(HUB);
         let till_id = peer(till);
-        let mut session = client.start_round(&hub_id);
-        for round in 0..max_round_trips {
-            let Some(request) = client.next_request(&mut session).expect("next request") else {
+        let mut sync = client.start_round(&hub_id);
+        for round_trip in 0..max_round_trips {
+            let Some(request) = client.next_request(&mut sync).expect("next request") else {
                 return;
             };
             let request = Envelope::decode(&request.encode().expect("encode")).expect("decode");
-            let fault = if round == fault_round {
+            let fault = if round_trip == fault_round {
                 fault
             } else {
                 Fault::None
@@ -219,11 +219,11 @@ impl System {
             }
             let reply = Envelope::decode(&reply.encode().expect("encode")).expect("decode");
             client
-                .apply_reply(&mut session, &hub_id, &reply)
+                .apply_reply(&mut sync, &hub_id, &reply)
                 .expect("till applies");
             if fault == Fault::DuplicateReply {
                 client
-                    .apply_reply(&mut session, &hub_id, &reply)
+                    .apply_reply(&mut sync, &hub_id, &reply)
                     .expect("till applies a duplicate");
             }
         }

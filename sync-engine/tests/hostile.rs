@@ -51,11 +51,11 @@ fn replicas() -> (MemoryReplica, MemoryReplica) {
 /// The requests of a whole first session, as they went over the wire (some carry changes).
 fn recorded_requests() -> Vec<Envelope> {
     let (mut hub, mut till) = replicas();
-    let mut session = till.start_round(&peer("hub"));
+    let mut round = till.start_round(&peer("hub"));
     let mut requests = Vec::new();
-    while let Some(request) = till.next_request(&mut session).expect("request") {
+    while let Some(request) = till.next_request(&mut round).expect("request") {
         let reply = hub.serve(&peer("till-01"), &request).expect("serve").reply;
-        till.apply_reply(&mut session, &peer("hub"), &reply)
+        till.apply_reply(&mut round, &peer("hub"), &reply)
             .expect("apply");
         requests.push(request);
     }

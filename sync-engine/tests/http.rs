@@ -239,11 +239,11 @@ mod client {
         );
         let policy = PolicyTable::new().grant(&peer("hub"), "store/01/", Access::ReadWrite);
         let mut docs = std::collections::BTreeMap::<DocId, automerge::AutoCommit>::new();
-        let mut session = SyncRound::new(peer("till-01"), peer("hub"), Vec::new());
+        let mut round = SyncRound::new(peer("till-01"), peer("hub"), Vec::new());
         let mut rounds = 0;
-        while let Some(request) = session.next_request(&mut docs, &policy).expect("request") {
+        while let Some(request) = round.next_request(&mut docs, &policy).expect("request") {
             let reply = client.round(&request).await.expect("round trip");
-            session
+            round
                 .apply_reply(&mut docs, &policy, &reply)
                 .expect("apply");
             rounds += 1;

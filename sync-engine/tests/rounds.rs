@@ -105,9 +105,9 @@ fn idle_poll_is_one_small_round_without_changes() {
     till.sync_with(&mut hub).expect("first sync");
     assert_eq!(till.heads(&doc(SESSION)), hub.heads(&doc(SESSION)));
 
-    let mut session = till.start_round(&peer("hub"));
+    let mut round = till.start_round(&peer("hub"));
     let request = till
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("a poll goes out");
     let request_len = request.encode().expect("encode").len();
@@ -118,10 +118,10 @@ fn idle_poll_is_one_small_round_without_changes() {
         assert!(message.changes.is_empty(), "idle reply carries no changes");
     }
     assert!(response.docs.iter().all(|d| d.applied.is_empty()));
-    till.apply_reply(&mut session, &peer("hub"), &response.reply)
+    till.apply_reply(&mut round, &peer("hub"), &response.reply)
         .expect("apply");
     assert!(
-        till.next_request(&mut session).expect("next").is_none(),
+        till.next_request(&mut round).expect("next").is_none(),
         "one round only"
     );
     println!("idle poll, 2 docs with status: request {request_len} B, reply {reply_len} B");
@@ -305,9 +305,9 @@ fn any_hub_process_can_serve_any_round() {
     })
     .expect("sale");
     let mut disk = hub_disk;
-    let mut session = till.start_round(&peer("hub"));
+    let mut round = till.start_round(&peer("hub"));
     let mut rounds = 0;
-    while let Some(request) = till.next_request(&mut session).expect("request") {
+    while let Some(request) = till.next_request(&mut round).expect("request") {
         let mut process =
             MemoryReplica::restore(peer("hub"), actor("hub"), Arc::new(hub_policy()), disk)
                 .expect("restore");
@@ -316,7 +316,7 @@ fn any_hub_process_can_serve_any_round() {
             .expect("serve")
             .reply;
         disk = process.save();
-        till.apply_reply(&mut session, &peer("hub"), &reply)
+        till.apply_reply(&mut round, &peer("hub"), &reply)
             .expect("apply");
         rounds += 1;
     }
@@ -331,9 +331,9 @@ fn any_hub_process_can_serve_any_round() {
 fn client_refuses_a_reply_from_another_server_or_with_corrupt_changes() {
     let mut hub = hub();
     let mut till = till();
-    let mut session = till.start_round(&peer("hub"));
+    let mut round = till.start_round(&peer("hub"));
     let request = till
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("first");
     let mut reply = hub.serve(&peer("till-01"), &request).expect("serve").reply;
@@ -341,7 +341,7 @@ fn client_refuses_a_reply_from_another_server_or_with_corrupt_changes() {
     let mut impostor = reply.clone();
     impostor.sender = peer("hub-2");
     assert!(matches!(
-        till.apply_reply(&mut session, &peer("hub"), &impostor),
+        till.apply_reply(&mut round, &peer("hub"), &impostor),
         Err(SyncError::UnexpectedSender { .. })
     ));
 
@@ -351,9 +351,7 @@ fn client_refuses_a_reply_from_another_server_or_with_corrupt_changes() {
     let last = bytes.len() - 5;
     bytes[last] ^= 0xff;
     reply.entries = vec![DocEntry::message(doc(CATALOGUE), bytes)];
-    assert!(till
-        .apply_reply(&mut session, &peer("hub"), &reply)
-        .is_err());
+    assert!(till.apply_reply(&mut round, &peer("hub"), &reply).is_err());
     assert!(till.doc(&doc(CATALOGUE)).is_none());
     assert!(till.save().docs.is_empty());
 }
@@ -376,9 +374,9 @@ fn the_first_round_reports_divergence_both_ways() {
     })
     .expect("price");
 
-    let mut session = till.start_round(&peer("hub"));
+    let mut round = till.start_round(&peer("hub"));
     let request = till
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("poll");
     let response = hub.serve(&peer("till-01"), &request).expect("serve");
@@ -400,7 +398,7 @@ fn the_first_round_reports_divergence_both_ways() {
     assert!(session_report.remote_heads.is_some());
 
     let outcome = till
-        .apply_reply(&mut session, &peer("hub"), &response.reply)
+        .apply_reply(&mut round, &peer("hub"), &response.reply)
         .expect("apply");
     // Reports describe the state after the round: the hub's price change came with the reply,
     // the till's offline sales go up in the next request.
@@ -429,19 +427,19 @@ fn offers_the_client_would_not_accept_are_declined() {
         .grant(&peer("hub"), "store/01/session/", Access::ReadWrite)
         .grant(&peer("hub"), "store/01/catalogue", Access::Read);
     let mut till = MemoryReplica::new(peer("till-01"), actor("till-01"), Arc::new(sessions_only));
-    let mut session = till.start_round(&peer("hub"));
+    let mut round = till.start_round(&peer("hub"));
     let request = till
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("first");
     let reply = hub.serve(&peer("till-01"), &request).expect("serve").reply;
     assert!(reply.entry(&doc(CATALOGUE)).is_some(), "the hub offers it");
     let outcome = till
-        .apply_reply(&mut session, &peer("hub"), &reply)
+        .apply_reply(&mut round, &peer("hub"), &reply)
         .expect("declining is not an error");
     assert_eq!(outcome.ignored_offers, vec![doc(CATALOGUE)]);
     assert!(till.doc_ids().is_empty());
-    assert!(till.next_request(&mut session).expect("next").is_none());
+    assert!(till.next_request(&mut round).expect("next").is_none());
 }
 
 #[test]

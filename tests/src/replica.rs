@@ -221,15 +221,15 @@ impl ScriptedTill {
     }
 
     /// The next request of a hand-driven session (`None` when it is finished).
-    pub fn next_request(&mut self, session: &mut SyncRound) -> anyhow::Result<Option<Envelope>> {
-        Ok(self.replica.next_request(session)?)
+    pub fn next_request(&mut self, round: &mut SyncRound) -> anyhow::Result<Option<Envelope>> {
+        Ok(self.replica.next_request(round)?)
     }
 
     /// Applies a reply of a hand-driven session.
-    pub fn apply_reply(&mut self, session: &mut SyncRound, reply: &Envelope) -> anyhow::Result<()> {
+    pub fn apply_reply(&mut self, round: &mut SyncRound, reply: &Envelope) -> anyhow::Result<()> {
         let outcome = self
             .replica
-            .apply_reply(session, &PeerId::new("hub")?, reply)?;
+            .apply_reply(round, &PeerId::new("hub")?, reply)?;
         if let Some((doc, error)) = outcome.failed.first() {
             bail!("reply for {doc} could not be applied: {error}");
         }
@@ -241,15 +241,15 @@ impl ScriptedTill {
     pub async fn sync(&mut self, hub_url: &str, token: &str) -> anyhow::Result<u32> {
         let client = HttpSyncClient::new(&format!("{hub_url}/api"), token, ROUND_TIMEOUT)?;
         let hub = PeerId::new("hub")?;
-        let mut session = self.replica.start_round(&hub);
-        while let Some(request) = self.replica.next_request(&mut session)? {
+        let mut round = self.replica.start_round(&hub);
+        while let Some(request) = self.replica.next_request(&mut round)? {
             let reply = client.round(&request).await?;
-            let outcome = self.replica.apply_reply(&mut session, &hub, &reply)?;
+            let outcome = self.replica.apply_reply(&mut round, &hub, &reply)?;
             if let Some((doc, error)) = outcome.failed.first() {
                 bail!("reply for {doc} could not be applied: {error}");
             }
         }
-        Ok(session.rounds())
+        Ok(round.rounds())
     }
 
     /// Heads of the session document.
@@ -289,10 +289,10 @@ pub async fn fetch_from_hub(
     );
     let client = HttpSyncClient::new(&format!("{hub_url}/api"), token, ROUND_TIMEOUT)?;
     let hub = PeerId::new("hub")?;
-    let mut session = replica.start_round(&hub);
-    while let Some(request) = replica.next_request(&mut session)? {
+    let mut round = replica.start_round(&hub);
+    while let Some(request) = replica.next_request(&mut round)? {
         let reply = client.round(&request).await?;
-        replica.apply_reply(&mut session, &hub, &reply)?;
+        replica.apply_reply(&mut round, &hub, &reply)?;
     }
     Ok(replica)
 }

@@ -46,10 +46,8 @@ async fn request_with_changes(
     hub: &HubClient,
     token: &str,
 ) -> anyhow::Result<(SyncRound, Envelope)> {
-    let mut session = till.start_round()?;
-    let first = till
-        .next_request(&mut session)?
-        .context("a first request")?;
+    let mut round = till.start_round()?;
+    let first = till.next_request(&mut round)?.context("a first request")?;
     let reply = post(hub, token, &first).await?;
     ensure!(
         reply.status == 200,
@@ -57,15 +55,15 @@ async fn request_with_changes(
         reply.status,
         reply.text
     );
-    till.apply_reply(&mut session, &Envelope::decode(&reply.bytes)?)?;
+    till.apply_reply(&mut round, &Envelope::decode(&reply.bytes)?)?;
     let second = till
-        .next_request(&mut session)?
+        .next_request(&mut round)?
         .context("a second request with the changes")?;
     ensure!(
         second.entries.iter().any(|e| e.message.is_some()),
         "round 2 carries no message"
     );
-    Ok((session, second))
+    Ok((round, second))
 }
 
 /// Nothing of T9's was applied: no receipts in the summary, no session content served back.
@@ -327,10 +325,10 @@ async fn hub_refuses_bad_envelopes_whole() -> anyhow::Result<()> {
         doc.put(automerge::ROOT, "kind", "definitely-not-a-session")?;
         Ok(())
     })?;
-    let mut junk_session = junk.start_round()?;
+    let mut junk_round = junk.start_round()?;
     let mut refused = None;
     for _round in 0..4 {
-        let Some(request) = junk.next_request(&mut junk_session)? else {
+        let Some(request) = junk.next_request(&mut junk_round)? else {
             break;
         };
         let reply = post(client, &token, &request).await?;
@@ -338,7 +336,7 @@ async fn hub_refuses_bad_envelopes_whole() -> anyhow::Result<()> {
             refused = Some(reply);
             break;
         }
-        junk.apply_reply(&mut junk_session, &Envelope::decode(&reply.bytes)?)?;
+        junk.apply_reply(&mut junk_round, &Envelope::decode(&reply.bytes)?)?;
     }
     let refused = refused.context("a junk session document was accepted")?;
     ensure!(

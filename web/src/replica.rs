@@ -430,7 +430,7 @@ impl Replica {
     /// session proved the till holds is forgotten: only this session's replies count.
     pub fn start_sync(&mut self) -> SyncRound {
         self.proven_this_session.clear();
-        let mut session = SyncRound::new(
+        let mut round = SyncRound::new(
             self.identity.peer.clone(),
             self.identity.till_peer.clone(),
             self.states
@@ -439,24 +439,24 @@ impl Replica {
         );
         for unsent in &self.unsent {
             if let Ok(doc) = DocId::new(unsent.doc.clone()) {
-                session.set_unsynced_since(doc, unsent.saved_at_ms);
+                round.set_unsynced_since(doc, unsent.saved_at_ms);
             }
         }
-        session
+        round
     }
 
     /// The next request of `session`, or `None` when the session is finished.
-    pub fn next_request(&mut self, session: &mut SyncRound) -> Result<Option<Envelope>, SyncError> {
-        session.next_request(&mut self.docs, &self.policy)
+    pub fn next_request(&mut self, round: &mut SyncRound) -> Result<Option<Envelope>, SyncError> {
+        round.next_request(&mut self.docs, &self.policy)
     }
 
     /// Applies the till's reply (checked whole first) and says what to persist.
     pub fn apply_reply(
         &mut self,
-        session: &mut SyncRound,
+        round: &mut SyncRound,
         reply: &Envelope,
     ) -> Result<SyncWrite, SyncError> {
-        let outcome = session.apply_reply(&mut self.docs, &self.policy, reply)?;
+        let outcome = round.apply_reply(&mut self.docs, &self.policy, reply)?;
         let mut write = SyncWrite {
             failed: outcome.failed,
             ..SyncWrite::default()

@@ -265,9 +265,9 @@ impl Till {
     /// refused request.
     pub async fn sync(&mut self, hub: &Hub) -> Result<usize, (StatusCode, String)> {
         let server = hub_peer();
-        let mut session = self.replica.start_round(&server);
+        let mut round = self.replica.start_round(&server);
         let mut rounds = 0;
-        while let Some(request) = self.replica.next_request(&mut session).expect("request") {
+        while let Some(request) = self.replica.next_request(&mut round).expect("request") {
             rounds += 1;
             let (status, body) = hub.post_envelope(&self.token, &request).await;
             if status != StatusCode::OK {
@@ -275,7 +275,7 @@ impl Till {
             }
             let reply = Envelope::decode(&body).expect("reply decodes");
             self.replica
-                .apply_reply(&mut session, &server, &reply)
+                .apply_reply(&mut round, &server, &reply)
                 .expect("apply reply");
         }
         Ok(rounds)
@@ -283,9 +283,9 @@ impl Till {
 
     /// The first request of a fresh session (for tests that tamper with it).
     pub fn first_request(&mut self) -> Envelope {
-        let mut session = self.replica.start_round(&hub_peer());
+        let mut round = self.replica.start_round(&hub_peer());
         self.replica
-            .next_request(&mut session)
+            .next_request(&mut round)
             .expect("request")
             .expect("a first request always goes out")
     }

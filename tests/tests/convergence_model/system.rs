@@ -219,7 +219,7 @@ impl System {
                 fault,
                 fault_round,
             } => {
-                self.sync_session(till, max_round_trips, fault, fault_round);
+                self.sync_round(till, max_round_trips, fault, fault_round);
             }
             Step::Restart {
                 replica,
@@ -320,17 +320,17 @@ impl System {
         assert_eq!(appended, session::Appended::New);
     }
 
-    fn sync_session(&mut self, till: usize, max_round_trips: u8, fault: Fault, fault_round: u8) {
+    fn sync_round(&mut self, till: usize, max_round_trips: u8, fault: Fault, fault_round: u8) {
         let (hub_part, tills) = self.nodes.split_at_mut(1);
         let hub = &mut hub_part[0].replica;
         let client = &mut tills[till - 1].replica;
-        let mut session = client.start_round(&peer(HUB));
-        for round in 0..max_round_trips {
-            let Some(request) = client.next_request(&mut session).expect("next request") else {
+        let mut sync = client.start_round(&peer(HUB));
+        for round_trip in 0..max_round_trips {
+            let Some(request) = client.next_request(&mut sync).expect("next request") else {
                 return;
             };
             let request = Envelope::decode(&request.encode().expect("encode")).expect("decode");
-            let fault = if round == fault_round {
+            let fault = if round_trip == fault_round {
                 fault
             } else {
                 Fault::None
@@ -350,11 +350,11 @@ impl System {
             }
             let reply = Envelope::decode(&reply.encode().expect("encode")).expect("decode");
             client
-                .apply_reply(&mut session, &peer(HUB), &reply)
+                .apply_reply(&mut sync, &peer(HUB), &reply)
                 .expect("till applies");
             if fault == Fault::DuplicateReply {
                 client
-                    .apply_reply(&mut session, &peer(HUB), &reply)
+                    .apply_reply(&mut sync, &peer(HUB), &reply)
                     .expect("till applies a duplicate");
             }
         }

@@ -12,7 +12,7 @@
 //! (`Replica::synced_closed_sessions`): from IndexedDB first (documents and sync states in
 //! one transaction), then from memory. Never at the start of a sync round nor at login, on
 //! a persisted sync state alone (a till restored from an old backup would make the page drop
-//! the only copy). Checked at the end of the first sync round after login and of sessions
+//! the only copy). Checked at the end of the first sync round after login and of rounds
 //! in which a session changed or receipts reached the till.
 
 use leptos::prelude::*;
@@ -55,7 +55,7 @@ pub async fn sync_loop(ctx: Ctx) {
         let Some(token) = token(ctx).filter(|_| due && !ctx.login_expired.get_untracked()) else {
             continue;
         };
-        let result = sync_session(ctx, &token).await;
+        let result = sync_round(ctx, &token).await;
         let busy = ctx.unsent.get_untracked() > 0
             || ctx.last_receipt.with_untracked(|badge| {
                 badge
@@ -107,11 +107,11 @@ fn same_replica(epoch: u64) -> bool {
 }
 
 /// One sync round: requests until the replica has nothing left to say.
-async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
+async fn sync_round(ctx: Ctx, token: &str) -> Result<(), ApiError> {
     let Some(db) = db() else { return Ok(()) };
     let gate = gate();
     let bad = |error: &dyn std::fmt::Display| ApiError::BadAnswer(error.to_string());
-    let (mut session, epoch) = {
+    let (mut round, epoch) = {
         let _held = gate.lock().await;
         let started = with_core(|core| {
             let epoch = core.replica_epoch;
@@ -130,10 +130,10 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
             if !same_replica(epoch) {
                 return Ok(());
             }
-            let request = with_replica(|replica| replica.next_request(&mut session));
+            let request = with_replica(|replica| replica.next_request(&mut round));
             let request = request.transpose().map_err(|e| bad(&e))?.flatten();
             if request.is_none() {
-                // The session ended: its replies are the proof the till holds what goes.
+                // The round ended: its replies are the proof the till holds what goes.
                 forget_synced_sessions(&db).await;
             }
             request
@@ -150,7 +150,7 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
         if with_core(|core| core.poisoned) || !same_replica(epoch) {
             return Ok(());
         }
-        let Some(write) = with_replica(|replica| replica.apply_reply(&mut session, &reply)) else {
+        let Some(write) = with_replica(|replica| replica.apply_reply(&mut round, &reply)) else {
             return Ok(());
         };
         let write = write.map_err(|e| bad(&e))?;
@@ -177,7 +177,7 @@ async fn sync_session(ctx: Ctx, token: &str) -> Result<(), ApiError> {
 /// Forgets the closed sessions the ended sync round proved the till holds whole and the
 /// OFD acknowledged, when some may have become so: from IndexedDB first, then from memory.
 /// Called under the write gate, only when a sync round ends. A failed delete keeps them
-/// (nothing is lost) and is retried after the next session.
+/// (nothing is lost) and is retried after the next round.
 async fn forget_synced_sessions(db: &Db) {
     let synced = with_core(|core| {
         if !std::mem::take(&mut core.prune_due) {

@@ -150,13 +150,13 @@ fn till_opens_session(till: &mut MemoryReplica, session: u128) -> DocId {
 
 /// Runs a whole sync round through the codec, persisting every reply.
 fn sync(browser: &mut Replica, till: &mut MemoryReplica, idb: &mut FakeIdb) -> Vec<ReceiptId> {
-    let mut session = browser.start_sync();
+    let mut round = browser.start_sync();
     let mut sent = Vec::new();
-    while let Some(request) = browser.next_request(&mut session).expect("request") {
+    while let Some(request) = browser.next_request(&mut round).expect("request") {
         let request = Envelope::decode(&request.encode().expect("encode")).expect("decode");
         let reply = till.serve(&browser_peer(), &request).expect("served").reply;
         let reply = Envelope::decode(&reply.encode().expect("encode")).expect("decode");
-        let write = browser.apply_reply(&mut session, &reply).expect("applied");
+        let write = browser.apply_reply(&mut round, &reply).expect("applied");
         assert!(write.failed.is_empty(), "{:?}", write.failed);
         idb.put_sync(&write);
         sent.extend(write.newly_sent);
@@ -333,17 +333,17 @@ fn a_lost_reply_only_resends_the_same_receipt() {
     idb.put_sale(&write);
 
     // The request carrying the receipt reaches the till, its reply is lost, the tab closes.
-    let mut session = browser.start_sync();
+    let mut round = browser.start_sync();
     loop {
         let request = browser
-            .next_request(&mut session)
+            .next_request(&mut round)
             .expect("request")
             .expect("the receipt is still to send");
         let reply = till.serve(&browser_peer(), &request).expect("served").reply;
         if !till_receipts(&till, &session_doc).is_empty() {
             break;
         }
-        let write = browser.apply_reply(&mut session, &reply).expect("applied");
+        let write = browser.apply_reply(&mut round, &reply).expect("applied");
         idb.put_sync(&write);
     }
     assert_eq!(till_receipts(&till, &session_doc).len(), 1);
@@ -427,16 +427,16 @@ fn a_forged_author_refuses_the_whole_reply() {
     let mut forger = till_with_actor(hub_actor("hub").expect("actor"));
     till_opens(&mut forger, 1);
     let mut browser = Replica::load(identity(), StoredReplica::default()).expect("load");
-    let mut session = browser.start_sync();
+    let mut round = browser.start_sync();
     let request = browser
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("first request");
     let reply = forger
         .serve(&browser_peer(), &request)
         .expect("served")
         .reply;
-    match browser.apply_reply(&mut session, &reply) {
+    match browser.apply_reply(&mut round, &reply) {
         Err(SyncError::Forbidden { .. }) => {}
         other => panic!("expected a refusal, got {other:?}"),
     }

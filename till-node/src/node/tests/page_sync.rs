@@ -69,13 +69,13 @@ impl Page {
     /// Runs a whole sync round with the node, as the page's loop does.
     fn sync(&mut self, node: &mut Node) -> Result<usize, NodeError> {
         let till = node.core.identity().peer.clone();
-        let mut session = SyncRound::new(self.peer.clone(), till, self.states.clone());
+        let mut round = SyncRound::new(self.peer.clone(), till, self.states.clone());
         let mut new_receipts = 0;
         let login = self.login();
-        while let Some(request) = session.next_request(&mut self.docs, &AllowAll)? {
-            let round = node.page_sync().round(&login, &request)?;
-            new_receipts += round.new_receipts;
-            let outcome = session.apply_reply(&mut self.docs, &AllowAll, &round.reply)?;
+        while let Some(request) = round.next_request(&mut self.docs, &AllowAll)? {
+            let answered = node.page_sync().round(&login, &request)?;
+            new_receipts += answered.new_receipts;
+            let outcome = round.apply_reply(&mut self.docs, &AllowAll, &answered.reply)?;
             for done in outcome.docs {
                 self.states.insert(done.doc, done.state);
             }
@@ -243,8 +243,8 @@ fn another_page_cannot_use_this_pages_peer_id() {
         .expect("open");
     let mut page = Page::new("wpage4");
     let till = node.core.identity().peer.clone();
-    let mut session = SyncRound::new(page.peer.clone(), till, BTreeMap::new());
-    let request = session
+    let mut round = SyncRound::new(page.peer.clone(), till, BTreeMap::new());
+    let request = round
         .next_request(&mut page.docs, &AllowAll)
         .expect("request")
         .expect("some");

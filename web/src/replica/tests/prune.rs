@@ -91,9 +91,9 @@ fn closed_sessions_the_till_holds_whole_and_the_ofd_acknowledged_are_forgotten()
     let mut browser = Replica::load(identity(), idb.stored()).expect("reload");
     assert!(browser.session(&first).is_none());
     assert!(browser.synced_closed_sessions().is_empty());
-    let mut session = browser.start_sync();
+    let mut round = browser.start_sync();
     let request = browser
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("first request");
     let listed: Vec<&str> = request.entries.iter().map(|e| e.doc.as_str()).collect();
@@ -129,7 +129,7 @@ fn a_persisted_sync_state_alone_never_prunes() {
     let mut reloaded = Replica::load(identity(), idb.stored()).expect("reload");
     assert!(reloaded.synced_closed_sessions().is_empty());
     // A session just begun proves nothing either: what an earlier session proved is dropped.
-    let _session = browser.start_sync();
+    let _round = browser.start_sync();
     assert!(browser.synced_closed_sessions().is_empty());
 
     // A restored till that lacks the session: its first reply does not show it holds all,
@@ -137,23 +137,23 @@ fn a_persisted_sync_state_alone_never_prunes() {
     // whole may the page forget it.
     let mut restored = self::till();
     till_opens_session(&mut restored, 2);
-    let mut session = reloaded.start_sync();
+    let mut round = reloaded.start_sync();
     let request = reloaded
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("first request");
     let reply = restored
         .serve(&browser_peer(), &request)
         .expect("served")
         .reply;
-    reloaded.apply_reply(&mut session, &reply).expect("applied");
+    reloaded.apply_reply(&mut round, &reply).expect("applied");
     assert!(reloaded.synced_closed_sessions().is_empty());
-    while let Some(request) = reloaded.next_request(&mut session).expect("request") {
+    while let Some(request) = reloaded.next_request(&mut round).expect("request") {
         let reply = restored
             .serve(&browser_peer(), &request)
             .expect("served")
             .reply;
-        reloaded.apply_reply(&mut session, &reply).expect("applied");
+        reloaded.apply_reply(&mut round, &reply).expect("applied");
     }
     assert_eq!(till_receipts(&restored, &first).len(), 1);
     assert_eq!(reloaded.synced_closed_sessions(), vec![first]);
@@ -172,13 +172,13 @@ fn a_closed_session_with_a_receipt_the_till_lacks_is_kept() {
     idb.put_sale(&write);
     till_closes(&mut till, &first);
     // The first round brings the close; the link drops before the receipt gets through.
-    let mut session = browser.start_sync();
+    let mut round = browser.start_sync();
     let request = browser
-        .next_request(&mut session)
+        .next_request(&mut round)
         .expect("request")
         .expect("first request");
     let reply = till.serve(&browser_peer(), &request).expect("served").reply;
-    let write = browser.apply_reply(&mut session, &reply).expect("applied");
+    let write = browser.apply_reply(&mut round, &reply).expect("applied");
     idb.put_sync(&write);
     assert!(browser.session(&first).expect("held").is_closed());
     assert!(till_receipts(&till, &first).is_empty());
