@@ -1,4 +1,4 @@
-//! The fiscal rows (issue 3), on the real till-node with `--register serial:<pty> --ofd <url>`:
+//! The fiscal rows, on the real till-node with `--register serial:<pty> --ofd <url>`:
 //! the register emulator and the OFD emulator run in this process (the `fiscal` library, in the
 //! bench's runtime); the hub address is a closed port, since these rows measure the till alone.
 //!

@@ -1,4 +1,4 @@
-//! `bench`: measures the numbers of brief.md §7 that this issue can fill, on real `hub` and
+//! `bench`: measures the numbers of brief.md §7 that the system has today, on real `hub` and
 //! `till-node` processes over loopback HTTP, and prints them beside the targets as a table.
 //!
 //! ```text
@@ -10,9 +10,9 @@
 //!                                       (default: bench-data/ next to this binary); it is
 //!                                       generated once over HTTP and reused by later runs
 //! ```
-//! The fiscal rows (`print`, `drain`, issue 3) run the register and OFD emulators in this
-//! process (the `fiscal` library) and the real till-node on the register's pseudo-terminal.
-//! The `pos` rows (issue 4) drive the browser POS in headless Chromium (needs the bundle built
+//! The fiscal rows (`print`, `drain`) run the register and OFD emulators in this
+//! process (the `fiscal-emulators` library) and the real till-node on the register's pseudo-terminal.
+//! The `pos` rows drive the browser POS in headless Chromium (needs the bundle built
 //! by scripts/build-web.sh and Debian's chromium + chromium-driver).
 //!
 //! Progress goes to stderr, the table to stdout. Timed assertions do not belong in tests

@@ -1,4 +1,4 @@
-//! The browser POS rows (issue 4), in headless Chromium against a real hub, till and the
+//! The browser POS rows, in headless Chromium against a real hub, till and the
 //! register / OFD emulators ([`tests::pos_rig::PosRig`]) with 10,000 products:
 //!
 //! - the WASM module's size, raw and gzip -9 (what a cold load downloads);
