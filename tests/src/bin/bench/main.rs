@@ -10,10 +10,10 @@
 //!                                       (default: bench-data/ next to this binary); it is
 //!                                       generated once over HTTP and reused by later runs
 //! ```
-//! The fiscal rows (`print`, `drain`) run the register and OFD emulators in this
-//! process (the `fiscal-emulators` library) and the real till-node on the register's pseudo-terminal.
-//! The `pos` rows drive the browser POS in headless Chromium (needs the bundle built
-//! by scripts/build-web.sh and Debian's chromium + chromium-driver).
+//! The fiscal rows (`print`, `drain`) run the register and OFD emulators in this process (the
+//! `fiscal-emulators` library) and the real till-node on the register's pseudo-terminal. The
+//! `pos` rows drive the browser POS in headless Chromium (needs the bundle built by
+//! scripts/build-web.sh and Debian's chromium + chromium-driver).
 //!
 //! Progress goes to stderr, the table to stdout. Timed assertions do not belong in tests
 //! (brief.md §7): this command reports, it does not fail on a missed target.
