@@ -26,7 +26,7 @@ use super::views::{
     close_record, session_summary, MovementAck, ReceiptAnswer, ReceiptStatus, SessionOpened,
     SessionSummary,
 };
-use crate::store::{IdempotencyRecord, WriteBatch};
+use crate::store::{IdempotencyRecord, OutboxEntry, WriteBatch};
 use crate::time::{now_ms, rfc3339_ms};
 use fiscal::pipeline::FiscalJob;
 
@@ -230,18 +230,9 @@ impl Shifts<'_> {
                     cash_balance: view.cash_balance(),
                 })
             });
-        let body = match body {
-            Ok(body) => body,
-            Err(error) => {
-                self.core.rollback(&commit);
-                return Err(error);
-            }
-        };
-        record(&mut commit, idem, &body, now);
-        if let Some(entry) = entry {
-            commit.side.enqueue_outbox(entry);
-        }
-        self.seal_and_commit(commit, &id, commit_tag::cash(movement.id), now)?;
+        let answer = body.map(|body| (body, entry));
+        let message = commit_tag::cash(movement.id);
+        let body = self.finish(commit, &id, idem, answer, message, now)?;
         self.note_local_change(&id, now, false);
         Ok(Recorded::fresh(body))
     }
@@ -359,8 +350,29 @@ impl Shifts<'_> {
             };
             Ok((body, entry))
         });
-        let (body, entry) = match side {
-            Ok(side) => side,
+        let message = commit_tag::session_close(session_id);
+        let body = self.finish(commit, &id, idem, side, message, now)?;
+        self.note_local_change(&id, now, false);
+        self.core.open_shift = None;
+        self.core.maybe_compact(&id, true);
+        tracing::info!(session = %session_id, "cash session closed");
+        Ok(Recorded::fresh(body))
+    }
+
+    /// Ends a write whose document change is already made: with its answer (and fiscal job)
+    /// encoded, records the answer for its idempotency key, queues the job and commits all of it
+    /// with the change; when the answer could not be made, rolls the change back instead.
+    fn finish(
+        &mut self,
+        mut commit: Commit,
+        id: &DocId,
+        idem: Option<&IdempotencyRequest>,
+        answer: Result<(Vec<u8>, Option<OutboxEntry>), NodeError>,
+        message: String,
+        now: u64,
+    ) -> Result<Vec<u8>, NodeError> {
+        let (body, entry) = match answer {
+            Ok(answer) => answer,
             Err(error) => {
                 self.core.rollback(&commit);
                 return Err(error);
@@ -370,12 +382,8 @@ impl Shifts<'_> {
         if let Some(entry) = entry {
             commit.side.enqueue_outbox(entry);
         }
-        self.seal_and_commit(commit, &id, commit_tag::session_close(session_id), now)?;
-        self.note_local_change(&id, now, false);
-        self.core.open_shift = None;
-        self.core.maybe_compact(&id, true);
-        tracing::info!(session = %session_id, "cash session closed");
-        Ok(Recorded::fresh(body))
+        self.seal_and_commit(commit, id, message, now)?;
+        Ok(body)
     }
 
     /// Seals the open transaction of `id` into `commit` and makes it durable.
