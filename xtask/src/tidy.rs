@@ -8,11 +8,13 @@
 //!   `Cargo.toml`.
 //! - [`files`]: a `//!` header on every module, no ignored tests, no oversized source file.
 //! - [`architecture`]: docs/ARCHITECTURE.md covers every member with its invariants.
+//! - [`db_reads`]: the hub's `Db` only reads; writes live on `DbTx`.
 //!
 //! Every check is a pure function from file contents to [`Violation`]s, so each is unit-tested
 //! with small fake inputs; this module does the file-system walking.
 
 mod architecture;
+mod db_reads;
 mod deps;
 mod files;
 
@@ -200,6 +202,9 @@ fn check_member_sources(root: &Path, member_dir: &str) -> Result<Vec<Violation>>
         if top_dir == "src" {
             violations.extend(files::check_file_length(&file, &text, files::MAX_LINES));
             violations.extend(files::check_test_file_name(&file, &text));
+        }
+        if file.starts_with(db_reads::DB_DIR) {
+            violations.extend(db_reads::check_db_reads_only(&file, &text));
         }
         violations.extend(files::check_no_ignore(&file, &text));
     }
