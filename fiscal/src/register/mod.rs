@@ -11,7 +11,7 @@
 
 use std::future::Future;
 
-pub use crdt_model::fiscal::{DocumentKind, FiscalDocument};
+pub use crdt_model::fiscal::{DocumentKind, FiscalDocument, FiscalNumbers};
 use crdt_model::Kopecks;
 use serde::{Deserialize, Serialize};
 
