@@ -16,9 +16,10 @@
 //! the highest status among concurrent values (of the field, of concurrently created
 //! target maps, of concurrently created `fiscal` maps in an older document), so every
 //! replica reads the same, furthest outcome whatever the merge order. The acknowledgement
-//! time is the earliest one seen. The other fields describe one fiscal document, which a
-//! write may not change once recorded: concurrent values can only differ if the register
-//! fiscalised a receipt twice, and then the read picks one deterministically.
+//! time is the earliest one seen. The other fields, the record's [`FiscalNumbers`], describe
+//! one fiscal document, which a write may not change once recorded: concurrent values can
+//! only differ if the register fiscalised a receipt twice, and then the read picks one
+//! deterministically.
 
 use std::collections::{BTreeMap, HashMap};
 
