@@ -1,9 +1,12 @@
 //! The fiscal document, as one set of types shared by the fiscal pipeline and the session
 //! document (fiscal-reference §8).
 //!
-//! - [`FiscalDocument`]: what the register's fiscal drive made (its kind, the FN, FD and FP
-//!   numbers, shift and receipt numbers, time, total and our receipt id); the register
-//!   driver answers with it.
+//! - [`FiscalNumbers`]: the identity of a document, the numbers the fiscal drive gave it (FN,
+//!   FD, fiscal sign, shift and receipt numbers, time), with their rules
+//!   ([`FiscalNumbers::validate`]). The three forms below embed it, so a field of the identity
+//!   and its rule are written once.
+//! - [`FiscalDocument`]: what the register's fiscal drive made (its kind, the numbers, total
+//!   and our receipt id); the register driver answers with it.
 //! - [`FiscalStamp`]: the same document as the till keeps it and shows it — the kind by name,
 //!   no receipt id (the job is keyed by it), and where the OFD is with it ([`OfdState`]). It is
 //!   the JSON of the outbox's `fiscal_result` column and of a printed sale's `fiscal_doc`.
@@ -12,13 +15,18 @@
 //!   adds when the OFD acknowledged it.
 //!
 //! The serialized forms are storage formats (outbox rows, printed answers, Automerge
-//! session documents): their field names and values do not change.
+//! session documents): their field names and values do not change. The numbers are
+//! `#[serde(flatten)]`ed, so in JSON they stay beside the other fields as before.
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::SessionError;
 use crate::ids::ReceiptId;
 use crate::money::Kopecks;
 use crate::session::FiscalRecord;
+
+/// Most digits of a fiscal drive number (FFD tag 1041 holds 16).
+pub const MAX_FN_DIGITS: usize = 16;
 
 /// Where the OFD is with a fiscal document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -119,23 +127,72 @@ impl DocumentKind {
     }
 }
 
-/// A fiscal document made by the FN: the ids to store (fiscal-reference §8).
+/// The identity of a fiscal document: the numbers its fiscal drive gave it. Recorded once
+/// for a receipt or Z report, they never change; only the OFD status moves on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FiscalDocument {
-    /// What it is.
-    pub kind: DocumentKind,
-    /// 1041, the FN number (16 digits).
+pub struct FiscalNumbers {
+    /// 1041, the fiscal drive (ФН) number: 1 to [`MAX_FN_DIGITS`] ASCII digits.
     pub fn_number: String,
-    /// 1040, the FD number.
+    /// 1040, the fiscal document (ФД) number, from 1.
     pub fd_number: u32,
     /// ФПД: the printed fiscal sign, `u32` big-endian of bytes 2..6 of 1077.
     pub fiscal_sign: u32,
-    /// 1038, the shift number.
+    /// 1038, the register's shift number.
     pub shift_number: u32,
     /// 1042, the receipt number within the shift (0 for shift reports).
     pub receipt_number: u32,
     /// 1012, Unix seconds (minute precision when read from a Shtrih answer).
     pub datetime_unix: u64,
+}
+
+impl FiscalNumbers {
+    /// Checks the rules of a document the session document may record: the FN number is 1
+    /// to [`MAX_FN_DIGITS`] ASCII digits, the FD number at least 1, and the time fits the
+    /// signed integer it is stored as.
+    pub fn validate(&self) -> Result<(), SessionError> {
+        let invalid = |field, reason| SessionError::InvalidField { field, reason };
+        let digits = self.fn_number.len();
+        if !(1..=MAX_FN_DIGITS).contains(&digits)
+            || !self.fn_number.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid("fn_number", "must be 1 to 16 ASCII digits"));
+        }
+        if self.fd_number == 0 {
+            return Err(invalid("fd_number", "must be at least 1"));
+        }
+        if i64::try_from(self.datetime_unix).is_err() {
+            return Err(invalid("datetime_unix", "out of range"));
+        }
+        Ok(())
+    }
+
+    /// The name of the first field that differs from `other`, if any: two records of one
+    /// target must describe the same document.
+    pub fn differing_field(&self, other: &FiscalNumbers) -> Option<&'static str> {
+        [
+            ("fn_number", self.fn_number != other.fn_number),
+            ("fd_number", self.fd_number != other.fd_number),
+            ("fiscal_sign", self.fiscal_sign != other.fiscal_sign),
+            ("shift_number", self.shift_number != other.shift_number),
+            (
+                "receipt_number",
+                self.receipt_number != other.receipt_number,
+            ),
+            ("datetime_unix", self.datetime_unix != other.datetime_unix),
+        ]
+        .into_iter()
+        .find_map(|(field, differs)| differs.then_some(field))
+    }
+}
+
+/// A fiscal document made by the FN: the ids to store (fiscal-reference §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FiscalDocument {
+    /// What it is.
+    pub kind: DocumentKind,
+    /// Its identity: FN, FD, fiscal sign, shift, receipt number and time.
+    #[serde(flatten)]
+    pub numbers: FiscalNumbers,
     /// 1020, the receipt total (zero for shift reports).
     pub total: Kopecks,
     /// Our receipt id from 1084/1086, when the document carries one.
@@ -148,18 +205,9 @@ pub struct FiscalDocument {
 pub struct FiscalStamp {
     /// Document kind name: `receipt`, `correction`, `shift_close`, … ([`DocumentKind::name`]).
     pub kind: String,
-    /// 1041, the FN number.
-    pub fn_number: String,
-    /// 1040, the FD number.
-    pub fd_number: u32,
-    /// ФПД.
-    pub fiscal_sign: u32,
-    /// 1038, the shift number.
-    pub shift_number: u32,
-    /// 1042, the receipt number in the shift.
-    pub receipt_number: u32,
-    /// 1012, Unix seconds.
-    pub datetime_unix: u64,
+    /// Its identity, written beside `kind` in JSON.
+    #[serde(flatten)]
+    pub numbers: FiscalNumbers,
     /// 1020, the total.
     pub total: Kopecks,
     /// Delivery state at the OFD.
@@ -171,12 +219,7 @@ impl FiscalStamp {
     pub fn from_document(document: &FiscalDocument) -> FiscalStamp {
         FiscalStamp {
             kind: document.kind.name().to_owned(),
-            fn_number: document.fn_number.clone(),
-            fd_number: document.fd_number,
-            fiscal_sign: document.fiscal_sign,
-            shift_number: document.shift_number,
-            receipt_number: document.receipt_number,
-            datetime_unix: document.datetime_unix,
+            numbers: document.numbers.clone(),
             total: document.total,
             ofd_status: OfdState::Pending,
         }
@@ -186,12 +229,7 @@ impl FiscalStamp {
     /// time, when the stamp is acknowledged).
     pub fn to_record(&self, now_ms: u64) -> FiscalRecord {
         FiscalRecord {
-            fn_number: self.fn_number.clone(),
-            fd_number: self.fd_number,
-            fiscal_sign: self.fiscal_sign,
-            shift_number: self.shift_number,
-            receipt_number: self.receipt_number,
-            datetime_unix: self.datetime_unix,
+            numbers: self.numbers.clone(),
             ofd_status: self.ofd_status,
             ofd_acknowledged_at_ms: (self.ofd_status == OfdState::Acknowledged).then_some(now_ms),
         }
@@ -205,12 +243,14 @@ mod tests {
     fn document(kind: DocumentKind) -> FiscalDocument {
         FiscalDocument {
             kind,
-            fn_number: "9999078900001234".to_owned(),
-            fd_number: 7,
-            fiscal_sign: 123_456,
-            shift_number: 2,
-            receipt_number: 3,
-            datetime_unix: 1_763_900_000,
+            numbers: FiscalNumbers {
+                fn_number: "9999078900001234".to_owned(),
+                fd_number: 7,
+                fiscal_sign: 123_456,
+                shift_number: 2,
+                receipt_number: 3,
+                datetime_unix: 1_763_900_000,
+            },
             total: Kopecks(15_000),
             receipt_id: None,
         }
@@ -241,7 +281,7 @@ mod tests {
         stamp.ofd_status = OfdState::Acknowledged;
         let acknowledged = stamp.to_record(9_000);
         assert_eq!(acknowledged.ofd_acknowledged_at_ms, Some(9_000));
-        assert_eq!(acknowledged.fd_number, 7);
+        assert_eq!(acknowledged.numbers.fd_number, 7);
         assert!(acknowledged.validate().is_ok());
     }
 }

@@ -53,8 +53,8 @@ async fn receipts_are_fiscalised_in_hlc_order_once_and_reach_the_ofd_once() {
     assert_eq!(receipt_ids(&documents), expected, "HLC order, each once");
     for job in rig.store.jobs() {
         let stamp = job.stamp.expect("a fiscal stamp");
-        assert_eq!(stamp.fn_number.len(), 16);
-        assert!(stamp.fiscal_sign != 0);
+        assert_eq!(stamp.numbers.fn_number.len(), 16);
+        assert!(stamp.numbers.fiscal_sign != 0);
     }
     let received = rig.ofd.shared().received();
     let ours: Vec<_> = received.iter().filter(|d| d.receipt_id.is_some()).collect();
@@ -120,7 +120,7 @@ async fn an_intent_whose_document_exists_is_reconciled_not_printed_again() {
         .map(|job| {
             (
                 job.record.id,
-                u64::from(job.stamp.expect("stamp").fd_number),
+                u64::from(job.stamp.expect("stamp").numbers.fd_number),
             )
         })
         .collect();

@@ -20,7 +20,7 @@ async fn corrupted_answers_are_retried_and_the_receipt_is_made_once() {
         .receipt(&sale(10_000))
         .await
         .expect("retried to success");
-    assert_eq!(document.fd_number, 2);
+    assert_eq!(document.numbers.fd_number, 2);
     let documents = get(&running, "/documents").await;
     assert_eq!(
         documents.as_array().map(Vec::len),
@@ -79,7 +79,7 @@ async fn slow_answers_still_work_within_the_timeouts() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(document.fd_number, 2);
+    assert_eq!(document.numbers.fd_number, 2);
     running.shutdown();
 }
 
@@ -105,6 +105,6 @@ async fn paper_out_is_a_typed_refusal_and_makes_no_document() {
     );
     fault(&running, json!({"mode": "ok"})).await;
     let document = driver.receipt(&sale(10_000)).await.expect("paper loaded");
-    assert_eq!(document.fd_number, 2);
+    assert_eq!(document.numbers.fd_number, 2);
     running.shutdown();
 }

@@ -18,10 +18,10 @@ async fn fifty_mixed_sales_and_refunds_are_numbered_continuously() {
 
     let open = driver.open_shift("Иванова").await.expect("shift opens");
     assert_eq!(
-        (open.kind, open.fd_number, open.shift_number),
+        (open.kind, open.numbers.fd_number, open.numbers.shift_number),
         (DocumentKind::ShiftOpen, 1, 1)
     );
-    assert_eq!(open.fn_number, status.fn_number);
+    assert_eq!(open.numbers.fn_number, status.fn_number);
 
     let mut sales = Vec::new();
     let mut made = Vec::new();
@@ -51,15 +51,15 @@ async fn fifty_mixed_sales_and_refunds_are_numbered_continuously() {
         let document = driver.receipt(&fiscal).await.expect("receipt made");
         assert_eq!(document.kind, DocumentKind::Receipt);
         assert_eq!(
-            document.fd_number,
+            document.numbers.fd_number,
             2 + index as u32,
             "continuous FD numbering"
         );
-        assert_eq!(document.receipt_number, 1 + index as u32);
-        assert_eq!(document.shift_number, 1);
+        assert_eq!(document.numbers.receipt_number, 1 + index as u32);
+        assert_eq!(document.numbers.shift_number, 1);
         assert_eq!(document.receipt_id, Some(source.id));
         assert_eq!(document.total, source.total);
-        assert_ne!(document.fiscal_sign, 0);
+        assert_ne!(document.numbers.fiscal_sign, 0);
         assert_eq!(
             fiscal.operation,
             if refund {
@@ -89,31 +89,40 @@ async fn fifty_mixed_sales_and_refunds_are_numbered_continuously() {
     let expected = &made[49].1;
     assert_eq!(
         (
-            last.fd_number,
+            last.numbers.fd_number,
             last.receipt_id,
             last.total,
-            last.fiscal_sign
+            last.numbers.fiscal_sign
         ),
         (
-            expected.fd_number,
+            expected.numbers.fd_number,
             expected.receipt_id,
             expected.total,
-            expected.fiscal_sign
+            expected.numbers.fiscal_sign
         )
     );
     assert_eq!(
-        (last.shift_number, last.receipt_number, &last.fn_number),
         (
-            expected.shift_number,
-            expected.receipt_number,
-            &expected.fn_number
+            last.numbers.shift_number,
+            last.numbers.receipt_number,
+            &last.numbers.fn_number
+        ),
+        (
+            expected.numbers.shift_number,
+            expected.numbers.receipt_number,
+            &expected.numbers.fn_number
         )
     );
-    assert!(last.datetime_unix.abs_diff(expected.datetime_unix) < 60);
+    assert!(
+        last.numbers
+            .datetime_unix
+            .abs_diff(expected.numbers.datetime_unix)
+            < 60
+    );
 
     let z = driver.close_shift("Иванова").await.expect("Z report");
     assert_eq!(
-        (z.kind, z.fd_number, z.shift_number),
+        (z.kind, z.numbers.fd_number, z.numbers.shift_number),
         (DocumentKind::ShiftClose, 52, 1)
     );
     assert_eq!(
@@ -128,11 +137,11 @@ async fn fifty_mixed_sales_and_refunds_are_numbered_continuously() {
         assert_eq!(document["fd"], index as u64 + 1);
     }
     for (source, made) in &made {
-        let listed = &documents[made.fd_number as usize - 1];
+        let listed = &documents[made.numbers.fd_number as usize - 1];
         assert_eq!(listed["type"], "receipt");
         assert_eq!(listed["receipt_id"], source.id.to_string());
         assert_eq!(listed["total"], source.total.0);
-        assert_eq!(listed["fiscal_sign"], made.fiscal_sign);
+        assert_eq!(listed["fiscal_sign"], made.numbers.fiscal_sign);
         let operation = if source.kind == ReceiptKind::Refund {
             2
         } else {

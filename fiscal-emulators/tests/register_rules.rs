@@ -76,7 +76,7 @@ async fn a_shift_older_than_24_hours_refuses_receipts_until_closed() {
         .close_shift("Кассир")
         .await
         .expect("Z is allowed after 24 h");
-    assert_eq!(z.fd_number, 4);
+    assert_eq!(z.numbers.fd_number, 4);
     assert_eq!(
         driver.shift_state().await.expect("short status"),
         ShiftState::Closed
@@ -86,9 +86,15 @@ async fn a_shift_older_than_24_hours_refuses_receipts_until_closed() {
         driver.shift_state().await.expect("short status"),
         ShiftState::Open
     );
-    assert_eq!(open.shift_number, 2);
+    assert_eq!(open.numbers.shift_number, 2);
     let document = driver.receipt(&sale(1_000)).await.expect("sells again");
-    assert_eq!((document.shift_number, document.receipt_number), (2, 1));
+    assert_eq!(
+        (
+            document.numbers.shift_number,
+            document.numbers.receipt_number
+        ),
+        (2, 1)
+    );
     running.shutdown();
 }
 
@@ -220,7 +226,10 @@ async fn a_restart_keeps_numbering_and_the_open_shift() {
         .receipt(&sale(1_000))
         .await
         .expect("sells after restart");
-    assert_eq!((next.fd_number, next.receipt_number), (5, 4));
+    assert_eq!(
+        (next.numbers.fd_number, next.numbers.receipt_number),
+        (5, 4)
+    );
     running.shutdown();
 }
 
@@ -258,7 +267,7 @@ async fn last_document_tells_whether_a_receipt_lost_in_a_crash_was_made() {
     };
     assert_eq!(last.kind, DocumentKind::Receipt);
     assert_eq!(
-        (last.fd_number, last.receipt_id),
+        (last.numbers.fd_number, last.receipt_id),
         (2, Some(fiscal.receipt_id))
     );
     assert_eq!(last.total, Kopecks(12_345));

@@ -5,6 +5,7 @@
 //! The answers of writes (`SessionOpened`, `MovementAck`, `CloseRecord`, `ReceiptAnswer`) are
 //! stored verbatim in idempotency records: add fields, never rename them.
 
+use crdt_model::fiscal::FiscalStamp;
 use crdt_model::hlc::Hlc;
 use crdt_model::receipt::{ItemDraft, PaymentDraft};
 use crdt_model::session::MovementKind;
@@ -203,15 +204,18 @@ pub enum ReceiptStatus {
     Printed,
 }
 
-/// Answer of a receipt write (`POST /v1/kkt/receipt`, `POST /v1/pos/refund`). A `printed`
-/// answer also carries `fiscal_doc`, the register's document (`fiscal::pipeline::FiscalStamp`,
-/// added by the till next to these fields); the page reads only these two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Answer of a receipt write (`POST /v1/kkt/receipt`, `POST /v1/pos/refund`). The till stores
+/// the `buffered` answer; it answers `printed`, with the register's document, when the
+/// register made it in time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptAnswer {
     /// `buffered` or `printed`.
     pub status: ReceiptStatus,
     /// The receipt made.
     pub receipt_id: ReceiptId,
+    /// The register's fiscal document, in a `printed` answer only (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fiscal_doc: Option<FiscalStamp>,
 }
 
 /// `POST /v1/pos/refund` body. Without `items` the whole original is refunded with its own
@@ -322,10 +326,42 @@ mod tests {
         let sale = ReceiptAnswer {
             status: ReceiptStatus::Buffered,
             receipt_id: ReceiptId::new(uuid::Uuid::nil()),
+            fiscal_doc: None,
         };
         assert_eq!(
             serde_json::to_string(&sale).expect("json"),
             r#"{"status":"buffered","receipt_id":"00000000-0000-0000-0000-000000000000"}"#
+        );
+    }
+
+    #[test]
+    fn a_printed_answer_carries_the_stamp_after_the_receipt_fields() {
+        use crdt_model::fiscal::{FiscalNumbers, OfdState};
+        let printed = ReceiptAnswer {
+            status: ReceiptStatus::Printed,
+            receipt_id: ReceiptId::new(uuid::Uuid::nil()),
+            fiscal_doc: Some(FiscalStamp {
+                kind: "receipt".to_owned(),
+                numbers: FiscalNumbers {
+                    fn_number: "9999078900001234".to_owned(),
+                    fd_number: 7,
+                    fiscal_sign: 123_456,
+                    shift_number: 2,
+                    receipt_number: 3,
+                    datetime_unix: 1_763_900_000,
+                },
+                total: Kopecks(15_000),
+                ofd_status: OfdState::Pending,
+            }),
+        };
+        let json = serde_json::to_string(&printed).expect("json");
+        assert_eq!(
+            json,
+            r#"{"status":"printed","receipt_id":"00000000-0000-0000-0000-000000000000","fiscal_doc":{"kind":"receipt","fn_number":"9999078900001234","fd_number":7,"fiscal_sign":123456,"shift_number":2,"receipt_number":3,"datetime_unix":1763900000,"total":15000,"ofd_status":"pending"}}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ReceiptAnswer>(&json).expect("reads back"),
+            printed
         );
     }
 }

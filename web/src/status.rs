@@ -286,15 +286,18 @@ pub fn sale_block(buffer: &BufferView, shift_age_seconds: Option<u64>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crdt_model::session::FiscalNumbers;
 
     fn record(status: OfdState) -> FiscalRecord {
         FiscalRecord {
-            fn_number: "9999078900001234".to_owned(),
-            fd_number: 17,
-            fiscal_sign: 123_456,
-            shift_number: 1,
-            receipt_number: 3,
-            datetime_unix: 1_769_850_000,
+            numbers: FiscalNumbers {
+                fn_number: "9999078900001234".to_owned(),
+                fd_number: 17,
+                fiscal_sign: 123_456,
+                shift_number: 1,
+                receipt_number: 3,
+                datetime_unix: 1_769_850_000,
+            },
             ofd_status: status,
             ofd_acknowledged_at_ms: (status == OfdState::Acknowledged).then_some(1_769_850_001_000),
         }

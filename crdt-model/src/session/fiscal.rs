@@ -16,9 +16,10 @@
 //! the highest status among concurrent values (of the field, of concurrently created
 //! target maps, of concurrently created `fiscal` maps in an older document), so every
 //! replica reads the same, furthest outcome whatever the merge order. The acknowledgement
-//! time is the earliest one seen. The other fields describe one fiscal document, which a
-//! write may not change once recorded: concurrent values can only differ if the register
-//! fiscalised a receipt twice, and then the read picks one deterministically.
+//! time is the earliest one seen. The other fields, the record's [`FiscalNumbers`], describe
+//! one fiscal document, which a write may not change once recorded: concurrent values can
+//! only differ if the register fiscalised a receipt twice, and then the read picks one
+//! deterministically.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -29,15 +30,13 @@ use serde::{Deserialize, Serialize};
 use super::doc::{corrupt, invalid, object, read_header, Fields, Result, RECEIPTS};
 use super::MAX_RECEIPTS;
 use crate::error::{ReceiptError, SessionError, Violation};
-pub use crate::fiscal::OfdState;
+pub use crate::fiscal::{FiscalNumbers, OfdState, MAX_FN_DIGITS};
 use crate::ids::ReceiptId;
 
 /// The top-level map of fiscal results.
 pub(super) const FISCAL: &str = "fiscal";
 /// The key of the Z report's fiscal result in [`super::SessionView::fiscal`].
 pub const SHIFT_CLOSE_KEY: &str = "z";
-/// Most digits of a fiscal drive number (FFD tag 1041 holds 16).
-pub const MAX_FN_DIGITS: usize = 16;
 
 const STATUS: &str = "ofd_status";
 const ACKNOWLEDGED_AT: &str = "ofd_acknowledged_at_ms";
@@ -64,18 +63,9 @@ impl FiscalTarget {
 /// The fiscal document the register made for a receipt or Z report, and its OFD status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FiscalRecord {
-    /// Fiscal drive number (ФН), 1 to 16 digits.
-    pub fn_number: String,
-    /// Fiscal document number (ФД), from 1.
-    pub fd_number: u32,
-    /// Fiscal sign (ФП/ФПД).
-    pub fiscal_sign: u32,
-    /// Register shift number.
-    pub shift_number: u32,
-    /// Receipt number within the shift.
-    pub receipt_number: u32,
-    /// Date and time of the fiscal document, Unix seconds.
-    pub datetime_unix: u64,
+    /// The document's identity; stored as scalars of the target's map, beside the status.
+    #[serde(flatten)]
+    pub numbers: FiscalNumbers,
     /// Where the OFD is with it.
     pub ofd_status: OfdState,
     /// When the OFD acknowledged it, Unix ms; present exactly when acknowledged.
@@ -83,17 +73,11 @@ pub struct FiscalRecord {
 }
 
 impl FiscalRecord {
-    /// Checks the rules [`record_fiscal`] enforces before writing (and reads re-check).
+    /// Checks the rules [`record_fiscal`] enforces before writing (and reads re-check): those
+    /// of the numbers ([`FiscalNumbers::validate`]), and an acknowledgement time that fits
+    /// its stored integer, set exactly when acknowledged.
     pub fn validate(&self) -> std::result::Result<(), SessionError> {
-        let digits = self.fn_number.len();
-        if !(1..=MAX_FN_DIGITS).contains(&digits)
-            || !self.fn_number.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(invalid("fn_number", "must be 1 to 16 ASCII digits"));
-        }
-        if self.fd_number == 0 {
-            return Err(invalid("fd_number", "must be at least 1"));
-        }
+        self.numbers.validate()?;
         self.fields()?;
         let acknowledged = self.ofd_status == OfdState::Acknowledged;
         if acknowledged != self.ofd_acknowledged_at_ms.is_some() {
@@ -107,19 +91,23 @@ impl FiscalRecord {
 
     /// The stored fields (the acknowledgement time only when set).
     fn fields(&self) -> Result<Vec<(&'static str, ScalarValue)>> {
-        let seconds = i64::try_from(self.datetime_unix)
+        let numbers = &self.numbers;
+        let seconds = i64::try_from(numbers.datetime_unix)
             .map_err(|_| invalid("datetime_unix", "out of range"))?;
         let mut fields = vec![
             (
                 "fn_number",
-                ScalarValue::Str(self.fn_number.as_str().into()),
+                ScalarValue::Str(numbers.fn_number.as_str().into()),
             ),
-            ("fd_number", ScalarValue::Int(self.fd_number.into())),
-            ("fiscal_sign", ScalarValue::Int(self.fiscal_sign.into())),
-            ("shift_number", ScalarValue::Int(self.shift_number.into())),
+            ("fd_number", ScalarValue::Int(numbers.fd_number.into())),
+            ("fiscal_sign", ScalarValue::Int(numbers.fiscal_sign.into())),
+            (
+                "shift_number",
+                ScalarValue::Int(numbers.shift_number.into()),
+            ),
             (
                 "receipt_number",
-                ScalarValue::Int(self.receipt_number.into()),
+                ScalarValue::Int(numbers.receipt_number.into()),
             ),
             ("datetime_unix", ScalarValue::Int(seconds)),
             (STATUS, ScalarValue::Str(self.ofd_status.as_str().into())),
@@ -130,23 +118,6 @@ impl FiscalRecord {
             fields.push((ACKNOWLEDGED_AT, ScalarValue::Int(at_ms)));
         }
         Ok(fields)
-    }
-
-    /// The first field of the fiscal document itself that differs, if any.
-    fn differing_document_field(&self, other: &FiscalRecord) -> Option<&'static str> {
-        [
-            ("fn_number", self.fn_number != other.fn_number),
-            ("fd_number", self.fd_number != other.fd_number),
-            ("fiscal_sign", self.fiscal_sign != other.fiscal_sign),
-            ("shift_number", self.shift_number != other.shift_number),
-            (
-                "receipt_number",
-                self.receipt_number != other.receipt_number,
-            ),
-            ("datetime_unix", self.datetime_unix != other.datetime_unix),
-        ]
-        .into_iter()
-        .find_map(|(field, differs)| differs.then_some(field))
     }
 }
 
@@ -181,7 +152,7 @@ pub fn record_fiscal(
     }
     let mut next = record.clone();
     if let Some(current) = read_target(&*doc, &key)? {
-        if let Some(field) = current.differing_document_field(record) {
+        if let Some(field) = current.numbers.differing_field(&record.numbers) {
             return Err(invalid(
                 field,
                 "differs from the fiscal document already recorded for this target",
@@ -331,7 +302,9 @@ fn keep_furthest(
         kept.ofd_acknowledged_at_ms,
         candidate.ofd_acknowledged_at_ms,
     ) {
-        (Some(a), Some(b)) if kept.differing_document_field(&candidate).is_none() => Some(a.min(b)),
+        (Some(a), Some(b)) if kept.numbers.differing_field(&candidate.numbers).is_none() => {
+            Some(a.min(b))
+        }
         _ => None,
     };
     if candidate.ofd_status.rank() >= kept.ofd_status.rank() {
@@ -402,13 +375,15 @@ fn read_record<D: ReadDoc>(doc: &D, obj: ObjId, path: &str) -> Result<FiscalReco
         u32::try_from(fields.int(name)?).map_err(|e| corrupt(field_path(name), e))
     };
     let record = FiscalRecord {
-        fn_number: fields.text("fn_number")?,
-        fd_number: number("fd_number")?,
-        fiscal_sign: number("fiscal_sign")?,
-        shift_number: number("shift_number")?,
-        receipt_number: number("receipt_number")?,
-        datetime_unix: u64::try_from(fields.int("datetime_unix")?)
-            .map_err(|e| corrupt(field_path("datetime_unix"), e))?,
+        numbers: FiscalNumbers {
+            fn_number: fields.text("fn_number")?,
+            fd_number: number("fd_number")?,
+            fiscal_sign: number("fiscal_sign")?,
+            shift_number: number("shift_number")?,
+            receipt_number: number("receipt_number")?,
+            datetime_unix: u64::try_from(fields.int("datetime_unix")?)
+                .map_err(|e| corrupt(field_path("datetime_unix"), e))?,
+        },
         ofd_status: status,
         ofd_acknowledged_at_ms: acknowledged_at,
     };

@@ -36,7 +36,7 @@ use crate::receipt::{PaymentMethod, Receipt, ReceiptKind};
 
 pub use doc::{append_movement, append_receipt, close, get_receipt, open, read, receipt_ids};
 pub use fiscal::{
-    read_fiscal, record_fiscal, FiscalRecord, FiscalTarget, OfdState, MAX_FN_DIGITS,
+    read_fiscal, record_fiscal, FiscalNumbers, FiscalRecord, FiscalTarget, OfdState, MAX_FN_DIGITS,
     SHIFT_CLOSE_KEY,
 };
 

@@ -95,7 +95,7 @@ impl MemoryJobStore {
             .lock()
             .expect("lock")
             .values()
-            .find(|job| job.stamp.as_ref().map(|s| s.fd_number) == Some(fd))
+            .find(|job| job.stamp.as_ref().map(|s| s.numbers.fd_number) == Some(fd))
             .map(|job| job.record.id.clone())
     }
 }
@@ -174,9 +174,10 @@ impl JobStore for MemoryJobStore {
                     let Some(stamp) = job.stamp.as_mut() else {
                         continue;
                     };
-                    let before = first_unsent_fd.is_none_or(|first| stamp.fd_number < first);
+                    let before =
+                        first_unsent_fd.is_none_or(|first| stamp.numbers.fd_number < first);
                     if job.record.stage == Stage::Fiscalised
-                        && stamp.fn_number == fn_number
+                        && stamp.numbers.fn_number == fn_number
                         && before
                     {
                         job.record.stage = Stage::Acknowledged;

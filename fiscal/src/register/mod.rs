@@ -1,8 +1,8 @@
 //! The [`FiscalRegister`] trait: what the fiscal pipeline asks of a cash register (ККТ) with
 //! its fiscal drive (ФН), whatever protocol the register speaks, plus the request and answer
-//! types. The document a register answers with ([`FiscalDocument`], [`DocumentKind`]) is
-//! `crdt_model::fiscal`'s, shared with the session document. Amounts are [`Kopecks`];
-//! quantities are `crdt_model::Quantity` (thousandths).
+//! types. The document a register answers with ([`FiscalDocument`], [`DocumentKind`],
+//! [`FiscalNumbers`]) is `crdt_model::fiscal`'s, shared with the session document. Amounts
+//! are [`Kopecks`]; quantities are `crdt_model::Quantity` (thousandths).
 //!
 //! The pipeline needs exactly-once fiscalisation, so every receipt carries our receipt id
 //! inside the fiscal document (tag 1084 {1085 = [`RECEIPT_ID_ATTRIBUTE`], 1086 = uuid}) and
@@ -11,7 +11,7 @@
 
 use std::future::Future;
 
-pub use crdt_model::fiscal::{DocumentKind, FiscalDocument};
+pub use crdt_model::fiscal::{DocumentKind, FiscalDocument, FiscalNumbers};
 use crdt_model::Kopecks;
 use serde::{Deserialize, Serialize};
 

@@ -8,8 +8,9 @@ use crdt_model::Kopecks;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::register::{
-    DocumentKind, FiscalCorrection, FiscalDocument, FiscalReceipt, FiscalRegister, FnWarnings,
-    OfdMessage, RegisterError, RegisterResult, RegisterStatus, ShiftState, UnsentDocuments,
+    DocumentKind, FiscalCorrection, FiscalDocument, FiscalNumbers, FiscalReceipt, FiscalRegister,
+    FnWarnings, OfdMessage, RegisterError, RegisterResult, RegisterStatus, ShiftState,
+    UnsentDocuments,
 };
 use crate::shtrih::codes::*;
 use crate::shtrih::error::DeviceError;
@@ -174,12 +175,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ShtrihDriver<S> {
         let info = self.fn_info().await?;
         Ok(FiscalDocument {
             kind,
-            fn_number: info.fn_number,
-            fd_number,
-            fiscal_sign,
-            shift_number,
-            receipt_number: 0,
-            datetime_unix: info.now_unix,
+            numbers: FiscalNumbers {
+                fn_number: info.fn_number,
+                fd_number,
+                fiscal_sign,
+                shift_number,
+                receipt_number: 0,
+                datetime_unix: info.now_unix,
+            },
             total: Kopecks::ZERO,
             receipt_id: None,
         })

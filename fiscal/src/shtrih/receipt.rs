@@ -7,8 +7,8 @@ use crdt_model::{Kopecks, ReceiptId};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::register::{
-    DocumentKind, FiscalDocument, FiscalReceipt, Operation, RegisterError, RegisterResult,
-    RECEIPT_ID_ATTRIBUTE,
+    DocumentKind, FiscalDocument, FiscalNumbers, FiscalReceipt, Operation, RegisterError,
+    RegisterResult, RECEIPT_ID_ATTRIBUTE,
 };
 use crate::shtrih::codes::*;
 use crate::shtrih::driver::{money_field, short, ShtrihDriver};
@@ -77,12 +77,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ShtrihDriver<S> {
         let info = self.fn_info().await?;
         Ok(FiscalDocument {
             kind,
-            fn_number: info.fn_number,
-            fd_number,
-            fiscal_sign,
-            shift_number,
-            receipt_number,
-            datetime_unix,
+            numbers: FiscalNumbers {
+                fn_number: info.fn_number,
+                fd_number,
+                fiscal_sign,
+                shift_number,
+                receipt_number,
+                datetime_unix,
+            },
             total: receipt.total,
             receipt_id: Some(receipt.receipt_id),
         })
@@ -157,12 +159,14 @@ pub fn document_from_tlv(form: u8, bytes: &[u8]) -> RegisterResult<FiscalDocumen
     })?;
     Ok(FiscalDocument {
         kind: DocumentKind::from_code(form),
-        fn_number,
-        fd_number: uint(1040) as u32,
-        fiscal_sign,
-        shift_number: uint(1038) as u32,
-        receipt_number: uint(1042) as u32,
-        datetime_unix: uint(1012),
+        numbers: FiscalNumbers {
+            fn_number,
+            fd_number: uint(1040) as u32,
+            fiscal_sign,
+            shift_number: uint(1038) as u32,
+            receipt_number: uint(1042) as u32,
+            datetime_unix: uint(1012),
+        },
         total: Kopecks(i64::try_from(uint(1020)).unwrap_or(0)),
         receipt_id: receipt_id_of(&entries),
     })

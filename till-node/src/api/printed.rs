@@ -5,21 +5,11 @@
 
 use std::time::Duration;
 
-use fiscal::pipeline::FiscalStamp;
-use serde::Serialize;
 use till_api::session::{ReceiptAnswer, ReceiptStatus};
 use tokio::time::Instant;
 
 use super::{Answer, AppState};
 use crate::store::OutboxStage;
-
-/// The `printed` answer: the receipt answer's fields, then the register's document.
-#[derive(Serialize)]
-struct Printed<'a> {
-    #[serde(flatten)]
-    answer: ReceiptAnswer,
-    fiscal_doc: &'a FiscalStamp,
-}
 
 /// Waits for the register and rewrites `answer` when the document is there.
 pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
@@ -44,12 +34,10 @@ pub async fn upgrade(state: &AppState, answer: Answer) -> Answer {
             .await;
         if let Ok(Ok(Some((stage, Some(stamp))))) = looked {
             if matches!(stage, OutboxStage::Fiscalised | OutboxStage::Acknowledged) {
-                let body = Printed {
-                    answer: ReceiptAnswer {
-                        status: ReceiptStatus::Printed,
-                        receipt_id,
-                    },
-                    fiscal_doc: &stamp,
+                let body = ReceiptAnswer {
+                    status: ReceiptStatus::Printed,
+                    receipt_id,
+                    fiscal_doc: Some(stamp),
                 };
                 return match serde_json::to_vec(&body) {
                     Ok(body) => Answer { body, ..answer },

@@ -282,13 +282,14 @@ impl FiscalQueue<'_> {
                     let Some(mut stamp) = stamp_of(&row) else {
                         continue;
                     };
-                    let before = first_unsent_fd.is_none_or(|first| stamp.fd_number < first);
-                    if stamp.fn_number != fn_number || !before {
+                    let before =
+                        first_unsent_fd.is_none_or(|first| stamp.numbers.fd_number < first);
+                    if stamp.numbers.fn_number != fn_number || !before {
                         continue;
                     }
                     tracing::info!(
                         job = %row.entry.receipt_id,
-                        fd = stamp.fd_number,
+                        fd = stamp.numbers.fd_number,
                         "the FN already had this document acknowledged: recorded now"
                     );
                     stamp.ofd_status = OfdState::Acknowledged;
@@ -397,7 +398,7 @@ impl FiscalQueue<'_> {
         update.last_error = last_error;
         update.next_attempt_at_ms = None;
         if let Some(stamp) = &stamp {
-            update.fd_number = Some(stamp.fd_number);
+            update.fd_number = Some(stamp.numbers.fd_number);
             let encoded =
                 serde_json::to_vec(stamp).map_err(|e| NodeError::encode("a fiscal stamp", &e))?;
             update.fiscal_result = Some(encoded);

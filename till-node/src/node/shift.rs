@@ -283,6 +283,7 @@ impl Shifts<'_> {
         let body = encode(&ReceiptAnswer {
             status: ReceiptStatus::Buffered,
             receipt_id,
+            fiscal_doc: None,
         })?;
         let mut commit = self.core.begin("sale");
         record(&mut commit, idem, &body, now);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crdt_model::catalogue::Product;
 use crdt_model::ids::{actor_id, hub_actor};
 use crdt_model::receipt::{ItemDraft, PaymentDraft, PaymentMethod, ReceiptKind};
-use crdt_model::session::{FiscalRecord, FiscalTarget, OfdState};
+use crdt_model::session::{FiscalNumbers, FiscalRecord, FiscalTarget, OfdState};
 use crdt_model::{Kopecks, Quantity, SessionId, VatRate};
 use sync_engine::{Access, MemoryReplica, PolicyTable, SyncError};
 
@@ -201,12 +201,14 @@ fn till_receipts(till: &MemoryReplica, doc: &DocId) -> Vec<Receipt> {
 
 fn fiscal(fd: u32, status: OfdState) -> FiscalRecord {
     FiscalRecord {
-        fn_number: "9999078900001234".to_owned(),
-        fd_number: fd,
-        fiscal_sign: 1000 + fd,
-        shift_number: 1,
-        receipt_number: fd,
-        datetime_unix: NOW / 1000,
+        numbers: FiscalNumbers {
+            fn_number: "9999078900001234".to_owned(),
+            fd_number: fd,
+            fiscal_sign: 1000 + fd,
+            shift_number: 1,
+            receipt_number: fd,
+            datetime_unix: NOW / 1000,
+        },
         ofd_status: status,
         ofd_acknowledged_at_ms: (status == OfdState::Acknowledged).then_some(NOW + 5_000),
     }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use automerge::transaction::Transactable;
-use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
+use automerge::{ActorId, AutoCommit, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 use uuid::Uuid;
 
 use crate::error::SessionError;
@@ -13,17 +13,20 @@ use crate::ids::ReceiptId;
 use crate::receipt::{PaymentMethod, ReceiptKind};
 use crate::session::tests::{hlc, open_doc, receipt};
 use crate::session::{
-    append_receipt, close, read, read_fiscal, record_fiscal, FiscalRecord, FiscalTarget, OfdState,
+    append_receipt, close, read, read_fiscal, record_fiscal, FiscalNumbers, FiscalRecord,
+    FiscalTarget, OfdState,
 };
 
 fn fiscal(fd_number: u32, status: OfdState, acknowledged_at_ms: Option<u64>) -> FiscalRecord {
     FiscalRecord {
-        fn_number: "9999078900012345".to_owned(),
-        fd_number,
-        fiscal_sign: 3_522_315_041,
-        shift_number: 12,
-        receipt_number: 7,
-        datetime_unix: 1_767_000_000,
+        numbers: FiscalNumbers {
+            fn_number: "9999078900012345".to_owned(),
+            fd_number,
+            fiscal_sign: 3_522_315_041,
+            shift_number: 12,
+            receipt_number: 7,
+            datetime_unix: 1_767_000_000,
+        },
         ofd_status: status,
         ofd_acknowledged_at_ms: acknowledged_at_ms,
     }
@@ -112,7 +115,7 @@ fn fiscal_refuses_backwards_unknown_and_invalid_records() {
     let z = FiscalTarget::ShiftClose;
     for fn_number in ["", "12a4", "12345678901234567", "１２"] {
         let mut bad = fiscal(5, OfdState::Pending, None);
-        bad.fn_number = fn_number.to_owned();
+        bad.numbers.fn_number = fn_number.to_owned();
         assert_eq!(field_of(record_fiscal(&mut doc, z, &bad)), "fn_number");
     }
     let zero = record_fiscal(&mut doc, z, &fiscal(0, OfdState::Pending, None));
@@ -122,7 +125,7 @@ fn fiscal_refuses_backwards_unknown_and_invalid_records() {
     let early_time = record_fiscal(&mut doc, z, &fiscal(5, OfdState::Pending, Some(1)));
     assert_eq!(field_of(early_time), "ofd_acknowledged_at_ms");
     let mut far = fiscal(5, OfdState::Pending, None);
-    far.datetime_unix = u64::MAX;
+    far.numbers.datetime_unix = u64::MAX;
     assert_eq!(field_of(record_fiscal(&mut doc, z, &far)), "datetime_unix");
     assert_eq!(read_fiscal(&doc).expect("readable").len(), 1);
 }
@@ -258,4 +261,72 @@ fn corrupt_fiscal_entries_are_reported_on_read() {
         read_fiscal(&doc),
         Err(SessionError::Corrupt { .. })
     ));
+}
+
+/// The scalars of an entry, by name, as stored.
+fn stored_entry(doc: &AutoCommit, key: &str) -> BTreeMap<String, ScalarValue> {
+    let Ok(Some((_, fiscal_map))) = doc.get(ROOT, "fiscal") else {
+        panic!("no fiscal map");
+    };
+    let Ok(Some((_, entry))) = doc.get(&fiscal_map, key) else {
+        panic!("no entry {key}");
+    };
+    doc.keys(&entry)
+        .map(|name| match doc.get(&entry, name.as_str()) {
+            Ok(Some((Value::Scalar(value), _))) => (name, value.into_owned()),
+            other => panic!("{name} is not a scalar: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn an_entry_is_stored_field_by_field_as_before() {
+    let (mut doc, target) = doc_with_sale(97);
+    let acknowledged = fiscal(5, OfdState::Acknowledged, Some(9_000));
+    record_fiscal(&mut doc, target, &acknowledged).expect("acknowledged");
+    let expected = BTreeMap::from([
+        (
+            "fn_number".to_owned(),
+            ScalarValue::Str("9999078900012345".into()),
+        ),
+        ("fd_number".to_owned(), ScalarValue::Int(5)),
+        ("fiscal_sign".to_owned(), ScalarValue::Int(3_522_315_041)),
+        ("shift_number".to_owned(), ScalarValue::Int(12)),
+        ("receipt_number".to_owned(), ScalarValue::Int(7)),
+        ("datetime_unix".to_owned(), ScalarValue::Int(1_767_000_000)),
+        (
+            "ofd_status".to_owned(),
+            ScalarValue::Str("acknowledged".into()),
+        ),
+        ("ofd_acknowledged_at_ms".to_owned(), ScalarValue::Int(9_000)),
+    ]);
+    assert_eq!(stored_entry(&doc, &target.key()), expected);
+}
+
+#[test]
+fn an_entry_written_in_the_stored_layout_reads_back() {
+    let (mut doc, target) = doc_with_sale(98);
+    // Written scalar by scalar, as a till of an earlier build wrote it.
+    let fiscal_map = doc
+        .put_object(ROOT, "fiscal", ObjType::Map)
+        .expect("fiscal map");
+    let entry = doc
+        .put_object(&fiscal_map, target.key(), ObjType::Map)
+        .expect("entry");
+    doc.put(&entry, "fn_number", "9999078900012345")
+        .expect("put");
+    doc.put(&entry, "fd_number", 5_i64).expect("put");
+    doc.put(&entry, "fiscal_sign", 3_522_315_041_i64)
+        .expect("put");
+    doc.put(&entry, "shift_number", 12_i64).expect("put");
+    doc.put(&entry, "receipt_number", 7_i64).expect("put");
+    doc.put(&entry, "datetime_unix", 1_767_000_000_i64)
+        .expect("put");
+    doc.put(&entry, "ofd_status", "acknowledged").expect("put");
+    doc.put(&entry, "ofd_acknowledged_at_ms", 9_000_i64)
+        .expect("put");
+    doc.commit();
+    let loaded = AutoCommit::load(&doc.save()).expect("loads");
+    let expected = BTreeMap::from([(target.key(), fiscal(5, OfdState::Acknowledged, Some(9_000)))]);
+    assert_eq!(read_fiscal(&loaded).ok(), Some(expected));
 }
