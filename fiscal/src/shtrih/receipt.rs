@@ -144,7 +144,16 @@ fn receipt_id_of(entries: &[tlv::Tlv<'_>]) -> Option<ReceiptId> {
 /// The fiscal document described by a TLV document of form `form`.
 pub fn document_from_tlv(form: u8, bytes: &[u8]) -> RegisterResult<FiscalDocument> {
     let entries = tlv::parse(bytes).map_err(|error| RegisterError::Protocol(error.to_string()))?;
+    // A tag a document does not carry reads as 0 (a shift report has no receipt number); a
+    // value too large for its field is a damaged document, refused, never truncated.
     let uint = |tag| tlv::find_uint(&entries, tag).unwrap_or(0);
+    let narrow = |tag| {
+        u32::try_from(uint(tag)).map_err(|_| {
+            RegisterError::Protocol(format!("tag {tag} of form {form} is out of range"))
+        })
+    };
+    let total = i64::try_from(uint(1020))
+        .map_err(|_| RegisterError::Protocol(format!("tag 1020 of form {form} is out of range")))?;
     let fiscal_sign = tlv::find(&entries, 1077)
         .and_then(|raw| <[u8; 6]>::try_from(raw).ok())
         .map_or(0, |raw| {
@@ -161,13 +170,13 @@ pub fn document_from_tlv(form: u8, bytes: &[u8]) -> RegisterResult<FiscalDocumen
         kind: DocumentKind::from_code(form),
         numbers: FiscalNumbers {
             fn_number,
-            fd_number: uint(1040) as u32,
+            fd_number: narrow(1040)?,
             fiscal_sign,
-            shift_number: uint(1038) as u32,
-            receipt_number: uint(1042) as u32,
+            shift_number: narrow(1038)?,
+            receipt_number: narrow(1042)?,
             datetime_unix: uint(1012),
         },
-        total: Kopecks(i64::try_from(uint(1020)).unwrap_or(0)),
+        total: Kopecks(total),
         receipt_id: receipt_id_of(&entries),
     })
 }
