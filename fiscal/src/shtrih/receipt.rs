@@ -180,3 +180,38 @@ pub fn document_from_tlv(form: u8, bytes: &[u8]) -> RegisterResult<FiscalDocumen
         receipt_id: receipt_id_of(&entries),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shtrih::tlv::TlvWriter;
+
+    fn document(fd_number: &[u8], with_fn: bool) -> Vec<u8> {
+        let mut writer = TlvWriter::new();
+        if with_fn {
+            writer.string(1041, "9999078900012345", 16);
+        }
+        writer.raw(1040, fd_number).u32(1038, 3).u32(1042, 9);
+        writer.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn a_register_document_reads_its_numbers() {
+        let read = document_from_tlv(3, &document(&7u32.to_le_bytes(), true)).expect("reads");
+        assert_eq!(read.numbers.fn_number, "9999078900012345");
+        assert_eq!(read.numbers.fd_number, 7);
+        assert_eq!(read.numbers.shift_number, 3);
+        assert_eq!(read.numbers.receipt_number, 9);
+    }
+
+    #[test]
+    fn a_document_without_its_fn_or_with_an_oversized_number_is_refused() {
+        let no_fn = document_from_tlv(3, &document(&7u32.to_le_bytes(), false));
+        assert!(
+            matches!(no_fn, Err(RegisterError::Protocol(_))),
+            "{no_fn:?}"
+        );
+        let huge = document_from_tlv(3, &document(&(1u64 << 40).to_le_bytes(), true));
+        assert!(matches!(huge, Err(RegisterError::Protocol(_))), "{huge:?}");
+    }
+}
