@@ -58,8 +58,20 @@ pub async fn create_user(
 /// Sets a user's password (or a cashier's PIN), also in the staff document when the user is
 /// replicated. [`DbError::NotFound`] for an unknown user.
 pub async fn set_secret(db: &Db, name: &str, secret: &str) -> Result<User, DbError> {
+    // The role decides the secret policy and is read before hashing (argon2 runs outside the
+    // transaction); `change` refuses if it moved in between, so a concurrent `set_role` is
+    // never undone.
     let current = db.user(name).await?.ok_or_else(|| not_found(name))?;
-    change(db, name, current.role, current.store.as_deref(), secret).await
+    let keep = Binding::Keep;
+    change(
+        db,
+        name,
+        current.role,
+        current.store.as_deref(),
+        secret,
+        keep,
+    )
+    .await
 }
 
 /// Changes a user's role and store binding. The secret policy depends on the role (a cashier
@@ -71,7 +83,14 @@ pub async fn set_role(
     store: Option<&str>,
     secret: &str,
 ) -> Result<User, DbError> {
-    change(db, name, role, store, secret).await
+    change(db, name, role, store, secret, Binding::Set).await
+}
+
+/// Whether a change sets the role and store, or keeps the ones read before it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Binding {
+    Set,
+    Keep,
 }
 
 fn not_found(name: &str) -> DbError {
@@ -89,6 +108,7 @@ async fn change(
     role: Role,
     store: Option<&str>,
     secret: &str,
+    binding: Binding,
 ) -> Result<User, DbError> {
     validate_user_name(name)?;
     check_binding(role, store)?;
@@ -96,6 +116,18 @@ async fn change(
     let hash = hash_secret(secret).await?;
     let mut tx = db.begin().await?;
     let before = tx.user(name).await?.ok_or_else(|| not_found(name))?;
+    if binding == Binding::Keep && (before.role != role || before.store.as_deref() != store) {
+        return Err(DbError::Invalid {
+            what: "user",
+            reason: format!("the role or store of {name:?} changed meanwhile; try again"),
+        });
+    }
+    // The store a user leaves keeps the hash it already had: the new secret's hash must not
+    // reach tills where the user no longer works.
+    let before_hash = tx
+        .password_hash(name)
+        .await?
+        .ok_or_else(|| not_found(name))?;
     let after = User {
         role,
         store: store.map(str::to_owned),
@@ -116,7 +148,7 @@ async fn change(
         if active {
             replicate(&mut tx, user, &hash, Some(secret), wall_ms).await?;
         } else {
-            deactivate(&mut tx, user, &hash, wall_ms).await?;
+            deactivate(&mut tx, user, &before_hash, wall_ms).await?;
         }
     }
     tx.commit().await?;

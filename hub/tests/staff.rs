@@ -350,6 +350,10 @@ async fn a_changed_secret_or_role_rewrites_the_staff_documents_it_touches() {
             !left.active,
             "the old store's tills must refuse the old PIN"
         );
+        assert!(
+            verifies(&left, "97531") && !verifies(&left, "correct horse battery"),
+            "the store a user leaves never receives the new secret's hash"
+        );
         let (doc, _) = staff_doc(&db, "S2").await.expect("staff/S2");
         let joined = staff::member(&doc, "kassa1")
             .expect("read")

@@ -323,6 +323,17 @@ impl DbTx {
         row.map(user_from_row).transpose()
     }
 
+    /// The stored argon2id hash of `name`'s secret, read inside this transaction.
+    pub async fn password_hash(&mut self, name: &str) -> Result<Option<String>, DbError> {
+        let row: Option<(String,)> = on_tx!(self, c => {
+            sqlx::query_as("SELECT password_hash FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *c)
+                .await?
+        });
+        Ok(row.map(|(hash,)| hash))
+    }
+
     /// Replaces a user's role, store and secret hash. [`DbError::NotFound`] for an unknown
     /// user.
     pub async fn update_user(&mut self, user: &User, password_hash: &str) -> Result<(), DbError> {
