@@ -3,7 +3,7 @@
 //! movement, a fiscal stamp, a round with the hub, a round with the page — goes through it.
 //!
 //! ```text
-//! let mut commit = core.begin("what");       // remembers which documents were held
+//! let mut commit = core.begin("what");       // collects the writes of one operation
 //! // change documents in memory:
 //! //   local edit  → core.seal(&mut commit, id, message, time)  (commit + save_after)
 //! //   sync round  → commit.add_doc(id, new_changes, heads_after)  (already applied)
@@ -14,8 +14,8 @@
 //! [`Core::commit`] writes the documents' new chunks, the side records and the HLC high-water
 //! mark in ONE [`WriteBatch`]; only then does memory count the chunks as saved. If the store
 //! refuses, [`Core::rollback`] runs: every touched document is rebuilt from the store (one the
-//! store does not hold is dropped), every document created in memory since `begin` that was
-//! never stored is dropped, and the open shift is found again — so nothing that is not durable
+//! store does not hold is dropped), every document in memory that was never stored is
+//! dropped, and the open shift is found again — so nothing that is not durable
 //! is ever visible or acknowledged. A document that cannot be rebuilt marks the node broken:
 //! it refuses every write until restarted. A poisoned store (I/O failure) likewise.
 //!
@@ -46,7 +46,6 @@ struct DocWrite {
 #[derive(Debug)]
 pub(super) struct Commit {
     what: &'static str,
-    held_before: BTreeSet<DocId>,
     touched: BTreeSet<DocId>,
     docs: Vec<DocWrite>,
     /// The side records committed with the documents.
@@ -76,7 +75,6 @@ impl Core {
     pub(super) fn begin(&self, what: &'static str) -> Commit {
         Commit {
             what,
-            held_before: self.replica.ids().cloned().collect(),
             touched: BTreeSet::new(),
             docs: Vec::new(),
             side: WriteBatch::new(),
@@ -150,29 +148,29 @@ impl Core {
 
     /// Puts memory back to what the store holds after a refused or failed operation: the
     /// touched documents are rebuilt from the store (or dropped when it holds none), documents
-    /// created since `begin` and never stored are dropped, and the open shift is found again.
+    /// in memory and never stored are dropped, and the open shift is found again.
+    ///
+    /// A document that was never stored is one with no saved heads: every stored document has
+    /// them (chunks are only counted as saved after a commit), so nothing needs to remember at
+    /// `begin` which documents were held.
     pub(super) fn rollback(&mut self, commit: &Commit) {
         for id in &commit.touched {
-            if commit.held_before.contains(id) {
-                self.reload_doc(id);
-            } else {
-                self.replica.remove(id);
-            }
-        }
-        let created: Vec<DocId> = self
-            .replica
-            .ids()
-            .filter(|id| !commit.held_before.contains(*id))
-            .cloned()
-            .collect();
-        for id in created {
             if self
                 .replica
-                .get(&id)
-                .is_some_and(|d| d.saved_heads.is_empty())
+                .get(id)
+                .is_some_and(|d| !d.saved_heads.is_empty())
             {
-                self.replica.remove(&id);
+                self.reload_doc(id);
             }
+        }
+        let never_stored: Vec<DocId> = self
+            .replica
+            .iter()
+            .filter(|(_, loaded)| loaded.saved_heads.is_empty())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in never_stored {
+            self.replica.remove(&id);
         }
         self.open_shift = self.find_open_shift();
     }
